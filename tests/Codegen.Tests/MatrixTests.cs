@@ -1,0 +1,84 @@
+using FlashAttention.Codegen.Matrix;
+using FlashAttention.Kernels;
+using SwitchValue = FlashAttention.Kernels.SwitchValue;
+
+namespace FlashAttention.Codegen.Tests;
+
+/// <summary>The matrix expands as specified, and the generated C# catalogue holds exactly that expansion.</summary>
+public sealed class MatrixTests
+{
+    private static readonly KernelMatrix Matrix = KernelMatrixLoader.Load(RepoPaths.PathOf(RepositoryLayout.MatrixFile));
+    private static readonly IReadOnlyList<KernelInstanceSpec> Expanded = MatrixExpander.Expand(Matrix);
+
+    [Fact]
+    public void CatalogueHoldsTheMatrixExpansion()
+    {
+        foreach (var backend in Matrix.Backends)
+        {
+            var expected = Expanded.Where(i => i.Backend == backend).ToList();
+            var catalogued = KernelCatalogue.For(backend.Name).Instances;
+            Assert.Equal(expected.Count, catalogued.Count);
+            Assert.Equal(expected.Select(i => i.Key), catalogued.Select(i => i.Key));
+            Assert.Equal(expected.Select(i => (i.Direction, i.Dtype.CSharpMember, i.HeadDims.Qk, i.HeadDims.V)),
+                catalogued.Select(i => (i.Direction, i.DType.ToString(), i.Headdim, i.HeaddimV)));
+            Assert.Equal(backend.Targets, KernelCatalogue.For(backend.Name).Targets.Targets);
+            Assert.Equal(backend.Library, KernelCatalogue.For(backend.Name).Targets.Library);
+        }
+        Assert.Equal(Expanded.Count, KernelCatalogue.All.Count);
+    }
+
+    [Fact]
+    public void ExpansionCountsFollowTheAxes()
+    {
+        int Count(string backend, string direction) => Expanded.Count(i => i.Backend.Name == backend && i.Direction == direction);
+
+        // cuda_sm80: 6 head dims × 2 dtypes × causal {0,1} per direction.
+        Assert.Equal(24, Count("cuda_sm80", "fwd"));
+        Assert.Equal(24, Count("cuda_sm80", "fwd_split"));
+        Assert.Equal(24, Count("cuda_sm80", "bwd"));
+        // hopper_sm90 fwd: (5 head dims + 192/128) × {fp16, bf16, e4m3} × paged × split × softcap.
+        Assert.Equal(6 * 3 * 8, Count("hopper_sm90", "fwd"));
+        Assert.Equal(5 * 2 * 2, Count("hopper_sm90", "bwd"));
+        Assert.Equal(6 * 2 * 6, Count("rocm_ck", "fwd_appendkv"));
+        Assert.Equal(596, Expanded.Count);
+    }
+
+    [Fact]
+    public void KeysCarryEveryAxis()
+    {
+        var keys = Expanded.Select(i => i.Key).ToHashSet();
+        Assert.Contains("fa_sm80_fwd_hdim128_bf16_causal", keys);
+        Assert.Contains("fa_sm80_fwd_split_hdim64_fp16", keys);
+        Assert.Contains("fa_sm90_fwd_hdim192_128_e4m3_paged_split_softcap", keys);
+        Assert.Contains("fa_sm90_bwd_hdim256_bf16_softcap", keys);
+        Assert.Contains("fa_ck_fwd_appendkv_hdim32_bf16_rotary_half_paged", keys);
+        Assert.Contains("fa_ck_bwd_hdim96_fp16_mask_bias_alibi_dropout", keys);
+        Assert.DoesNotContain(keys, k => k.Contains("e4m3", StringComparison.Ordinal) && k.Contains("_bwd_", StringComparison.Ordinal));
+        Assert.Equal(Expanded.Count, keys.Count);
+    }
+
+    [Fact]
+    public void CatalogueAnswersDispatchQueries()
+    {
+        var hopper = KernelCatalogue.For("hopper_sm90");
+        Assert.Equal([64, 96, 128, 192, 256], hopper.HeaddimBuckets("fwd"));
+        Assert.Equal(64, hopper.BucketFor("fwd", 40));
+        Assert.Equal(256, hopper.BucketFor("bwd", 200));
+        Assert.Null(hopper.BucketFor("fwd", 300));
+        Assert.Contains(DType.Float8E4M3, hopper.Dtypes("fwd"));
+        Assert.DoesNotContain(DType.Float8E4M3, hopper.Dtypes("bwd"));
+
+        var mla = hopper.Find("fwd", DType.BFloat16, 192, 128, new Dictionary<string, SwitchValue> { ["paged"] = true, ["split"] = false, ["softcap"] = false });
+        Assert.NotNull(mla);
+        Assert.Equal("fa_sm90_fwd_hdim192_128_bf16_paged", mla.Key);
+        Assert.True(mla.Has("paged"));
+        Assert.False(mla.Has("softcap"));
+
+        var ck = KernelCatalogue.For("rocm_ck").Find("fwd_appendkv", DType.Float16, 128, 128, new Dictionary<string, SwitchValue> { ["rotary"] = "interleaved" });
+        Assert.Equal("interleaved", ck?.Choice("rotary"));
+
+        Assert.Null(KernelCatalogue.TryFor("cpu"));
+        Assert.Contains("cuda_sm80", Assert.Throws<ArgumentException>(() => KernelCatalogue.For("cpu")).Message);
+        Assert.True(KernelCatalogue.For("cuda_sm80").Targets.Covers("sm_86"));
+    }
+}
