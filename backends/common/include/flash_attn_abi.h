@@ -226,6 +226,7 @@ typedef struct fa_capabilities {
 
 /* ---- entry points ---------------------------------------------------------------------- */
 
+/* FA_ABI_VERSION the library was built with; the dispatcher refuses a library that differs. */
 FA_API uint32_t fa_abi_version(void);
 
 /* Static name, e.g. "cuda_sm80". */

@@ -248,7 +248,7 @@ internal unsafe interface IFlashAttnAbi
     /// <summary>The native library's name, as LibraryImport resolves it.</summary>
     string LibraryName { get; }
 
-    /// <summary>---- entry points ----------------------------------------------------------------------</summary>
+    /// <summary>FA_ABI_VERSION the library was built with; the dispatcher refuses a library that differs.</summary>
     uint fa_abi_version();
 
     /// <summary>Static name, e.g. "cuda_sm80".</summary>
