@@ -498,7 +498,8 @@ public static class AttentionValidator
         if (s.HasSequsedK) f |= AttentionFeatures.Seqused;
         if (s.HasLeftpadK) f |= AttentionFeatures.LeftpadK;
         if (s.Paged) f |= AttentionFeatures.PagedKv;
-        if (o.NumSplits > 1) f |= AttentionFeatures.SplitKv;
+        // Splits are a forward concept; a backward with the forward's options ignores them.
+        if (op != AttentionOp.Backward && o.NumSplits > 1) f |= AttentionFeatures.SplitKv;
         if (op != AttentionOp.Backward && o.ReturnLse) f |= AttentionFeatures.Lse;
         if (op == AttentionOp.Backward && o.Deterministic) f |= AttentionFeatures.Deterministic;
         if (o.SinkLogits is not null) f |= AttentionFeatures.Sinks;
@@ -530,7 +531,7 @@ public static class AttentionValidator
             DropoutSeed = o.DropoutSeed,
             DropoutOffset = o.DropoutOffset,
             Deterministic = o.Deterministic,
-            NumSplits = o.NumSplits,
+            NumSplits = op == AttentionOp.Backward ? 1 : o.NumSplits,
             IsVarlen = s.IsVarlen,
             PageSize = s.PageSize,
             MaxPagesPerSeq = s.MaxPagesPerSeq,

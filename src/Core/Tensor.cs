@@ -198,6 +198,7 @@ public sealed class Tensor
     /// <summary>The backing array of a contiguous host tensor created by <see cref="Zeros"/> or <see cref="FromArray{T}"/> over a whole array.</summary>
     public T[] HostArray<T>() where T : unmanaged
     {
+        if (ElementCount == 0 && Storage is ManagedStorage<T>) return [];
         if (Storage is ManagedStorage<T> m && System.Runtime.InteropServices.MemoryMarshal.TryGetArray<T>(m.Memory, out var seg)
             && seg.Offset == 0 && Offset == 0 && seg.Array!.Length == ElementCount && IsContiguous)
             return seg.Array;

@@ -1,0 +1,81 @@
+using System.Runtime.CompilerServices;
+
+namespace FlashAttention.Cpu;
+
+/// <summary>
+/// The streaming softmax of the forward pass (FlashAttention-2): per query row a running
+/// maximum m and sum ℓ over the key tiles seen so far, with earlier output rescaled by
+/// exp(m_old − m_new) whenever the maximum grows.
+/// </summary>
+internal static unsafe class OnlineSoftmax<TOps, TVec>
+    where TOps : struct, IVectorOps<TOps, TVec>
+    where TVec : unmanaged
+{
+    /// <summary>
+    /// Turns one tile of scores (keys × lanes, key k at <c>scores + k·lanes</c>) into
+    /// exp(s − m_new) in place, updating <paramref name="rowMax"/> and <paramref name="rowSum"/>
+    /// and writing each lane's rescale factor for the earlier output to <paramref name="rescale"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Update(float* scores, int keyCount, QueryRowBlock rows, in ScoreOptions options, bool masked,
+        float* rowMax, float* rowSum, float* rescale)
+    {
+        int w = TOps.Count, lanes = rows.Lanes;
+        bool modify = options.Modifies(masked);
+        TVec negativeInfinity = TOps.Create(float.NegativeInfinity);
+        for (int v = 0; v < lanes; v += w)
+        {
+            float* column = scores + v;
+            TVec tileMax = negativeInfinity;
+            if (modify)
+            {
+                TVec begin = TOps.Load(rows.BeginInTile + v), end = TOps.Load(rows.EndInTile + v);
+                TVec aligned = TOps.Load(rows.AlignedInTile + v), slope = TOps.Load(rows.NegativeSlope + v);
+                for (int k = 0; k < keyCount; k++)
+                {
+                    TVec s = ScoreModifier<TOps, TVec>.Apply(TOps.Load(column + k * lanes), TOps.Create(k), begin, end, aligned, slope, options, masked, out _);
+                    TOps.Store(column + k * lanes, s);
+                    tileMax = TOps.Max(tileMax, s);
+                }
+            }
+            else
+            {
+                for (int k = 0; k < keyCount; k++)
+                    tileMax = TOps.Max(tileMax, TOps.Load(column + k * lanes));
+            }
+
+            TVec previous = TOps.Load(rowMax + v);
+            TVec current = TOps.Max(previous, tileMax);
+            // A row that has seen no key yet exponentiates against 0: exp(−∞ − 0) = 0, never NaN.
+            TVec reference = TOps.Select(TOps.CompareEqual(current, negativeInfinity), TOps.Zero, current);
+            TVec sum = TOps.Zero;
+            for (int k = 0; k < keyCount; k++)
+            {
+                TVec p = TOps.Exp(TOps.Subtract(TOps.Load(column + k * lanes), reference));
+                TOps.Store(column + k * lanes, p);
+                sum = TOps.Add(sum, p);
+            }
+            TVec factor = TOps.Exp(TOps.Subtract(previous, reference));
+            TOps.Store(rescale + v, factor);
+            TOps.Store(rowSum + v, TOps.MultiplyAdd(TOps.Load(rowSum + v), factor, sum));
+            TOps.Store(rowMax + v, current);
+        }
+    }
+
+    /// <summary>
+    /// The normalisation of a finished row: out = accumulator · Factor and its LSE. A row that
+    /// saw no key gets Factor 0 and LSE +∞; a sink adds exp(sink) to the denominator, so such a
+    /// row then has LSE = sink.
+    /// </summary>
+    public static (float Factor, float Lse) Finish(float max, float sum, bool hasSink, float sink)
+    {
+        if (hasSink)
+        {
+            float top = MathF.Max(max, sink);
+            float scaleOfSum = MathF.Exp(max - top);
+            float denominator = sum * scaleOfSum + MathF.Exp(sink - top);
+            return (scaleOfSum / denominator, top + MathF.Log(denominator));
+        }
+        return sum > 0 ? (1f / sum, max + MathF.Log(sum)) : (0f, float.PositiveInfinity);
+    }
+}
