@@ -224,6 +224,8 @@ public static class AttentionValidator
             RotaryInterleaved = cache.RotaryInterleaved && rotaryDim > 0,
             SeqlenRotary = seqlenRo,
         };
+        if (rotaryDim > 0)
+            CheckRotaryPositions(cache, seqlenRo, capacity, seqlenNew, sq, problem.Has(AttentionFeatures.Causal) || problem.Has(AttentionFeatures.Window));
         var features = problem.Features;
         if (paged) features |= AttentionFeatures.PagedKv;
         if (seqlenNew > 0 || cache.KNew is not null) features |= AttentionFeatures.KvAppend;
@@ -238,6 +240,26 @@ public static class AttentionValidator
             CacheSeqlens = cache.CacheSeqlens, CacheBatchIdx = cache.CacheBatchIdx, BlockTable = cache.BlockTable,
             LeftpadK = cache.LeftpadK, KNew = cache.KNew, VNew = cache.VNew, RotaryCos = cache.RotaryCos, RotarySin = cache.RotarySin,
         };
+    }
+
+    /// <summary>
+    /// Every rotary position used must be a row of the cos/sin tables: new key t of sequence b sits at
+    /// cache_seqlens[b] + t, and q row t at cache_seqlens[b] + t when causal or windowed (else at
+    /// cache_seqlens[b]). With the lengths on the device, the largest possible cache_seqlens is assumed.
+    /// </summary>
+    private static void CheckRotaryPositions(KvCacheInputs cache, int seqlenRo, int capacity, int seqlenNew, int seqlenQ, bool positionPerQueryRow)
+    {
+        int rowsAfter = Math.Max(seqlenNew, positionPerQueryRow ? seqlenQ : Math.Min(seqlenQ, 1));
+        int[] seqlens = cache.CacheSeqlens!.Device.IsHost ? cache.CacheSeqlens.ToArray<int>() : [capacity - seqlenNew];
+        for (int s = 0; s < seqlens.Length; s++)
+        {
+            long needed = (long)seqlens[s] + rowsAfter;
+            if (needed > seqlenRo)
+                throw new ArgumentException(
+                    $"cache.RotaryCos has {seqlenRo} rows, but sequence {s} uses rotary positions up to {needed - 1} " +
+                    $"(cache_seqlens = {seqlens[s]}, {(positionPerQueryRow ? $"seqlen_q = {seqlenQ} rows rotated at successive positions" : $"seqlen_new = {seqlenNew}")}); " +
+                    $"it needs at least {needed} rows.", "cache.RotaryCos");
+        }
     }
 
     // ------------------------------------------------------------------ output shapes

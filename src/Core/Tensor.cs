@@ -59,6 +59,7 @@ public sealed class Tensor
     {
         get
         {
+            if (ElementCount == 0) return true;
             long expected = 1;
             for (int d = Rank - 1; d >= 0; d--)
             {

@@ -22,7 +22,7 @@ internal static class SplitKv
         if (requested > 0)
             return Math.Min(requested, limit);
         int target = ItemsPerWorker * workers;
-        if (workers <= 1 || queryTiles >= target)
+        if (workers <= 1 || queryTiles == 0 || queryTiles >= target)
             return 1;
         return Math.Min((target + queryTiles - 1) / queryTiles, limit);
     }
