@@ -20,7 +20,7 @@ public static class AttentionValidator
 
     /// <summary>Validates a dense (q rank 4) or varlen (q rank 3 with <paramref name="varlen"/>) forward.</summary>
     public static AttentionArgs Forward(Tensor q, Tensor k, Tensor v, AttentionOptions? options,
-        Tensor? output = null, VarlenInputs? varlen = null)
+        Tensor? output = null, VarlenInputs? varlen = null, Tensor? lse = null)
     {
         options ??= AttentionOptions.Default;
         var shape = CheckQkv(q, k, v, varlen);
@@ -30,11 +30,12 @@ public static class AttentionValidator
             CheckLike(output, nameof(output), outDType, q.Device, OutShape(shape), OutLayout(shape));
         if (options.ReturnDropoutMask && options.DropoutP <= 0)
             throw new ArgumentException($"ReturnDropoutMask needs DropoutP > 0; got DropoutP = {options.DropoutP}.", "options.ReturnDropoutMask");
+        CheckLseOutput(lse, options, shape);
         var problem = BuildProblem(AttentionOp.Forward, shape, options, outDType);
         return new AttentionArgs
         {
             Problem = problem,
-            Q = q, K = k, V = v, Out = output,
+            Q = q, K = k, V = v, Out = output, Lse = lse,
             AlibiSlopes = options.AlibiSlopes, SinkLogits = options.SinkLogits,
             CuSeqlensQ = varlen?.CuSeqlensQ, CuSeqlensK = varlen?.CuSeqlensK, SequsedK = varlen?.SequsedK,
             LeftpadK = varlen?.LeftpadK, BlockTable = varlen?.BlockTable,
@@ -77,7 +78,7 @@ public static class AttentionValidator
 
     /// <summary>Validates <c>ForwardWithKvCache</c>: q (b, sq, hq, d) against a (paged) cache.</summary>
     public static AttentionArgs KvCache(Tensor q, Tensor kCache, Tensor vCache, KvCacheInputs cache,
-        AttentionOptions? options, Tensor? output = null)
+        AttentionOptions? options, Tensor? output = null, Tensor? lse = null)
     {
         options ??= AttentionOptions.Default;
         ArgumentNullException.ThrowIfNull(cache);
@@ -215,6 +216,7 @@ public static class AttentionValidator
         DType outDType = q.DType;
         if (output is not null)
             CheckLike(output, nameof(output), outDType, q.Device, OutShape(shape), OutLayout(shape));
+        CheckLseOutput(lse, options, shape);
         var problem = BuildProblem(AttentionOp.ForwardKvCache, shape, options, outDType) with
         {
             PageSize = pageSize,
@@ -235,7 +237,7 @@ public static class AttentionValidator
         return new AttentionArgs
         {
             Problem = problem with { Features = features },
-            Q = q, K = kCache, V = vCache, Out = output,
+            Q = q, K = kCache, V = vCache, Out = output, Lse = lse,
             AlibiSlopes = options.AlibiSlopes, SinkLogits = options.SinkLogits,
             CacheSeqlens = cache.CacheSeqlens, CacheBatchIdx = cache.CacheBatchIdx, BlockTable = cache.BlockTable,
             LeftpadK = cache.LeftpadK, KNew = cache.KNew, VNew = cache.VNew, RotaryCos = cache.RotaryCos, RotarySin = cache.RotarySin,
@@ -462,6 +464,15 @@ public static class AttentionValidator
                     throw new ArgumentException($"{name}[{s}, {p}] = {page} is not a page index in [0, {numPages}).", name);
             }
         }
+    }
+
+    /// <summary>A caller-provided LSE destination: fp32 in the LSE layout, and only when the LSE is returned.</summary>
+    private static void CheckLseOutput(Tensor? lse, AttentionOptions options, QkvShape shape)
+    {
+        if (lse is null) return;
+        if (!options.ReturnLse)
+            throw new ArgumentException("An lse destination was given with options.ReturnLse = false; drop one of them.", nameof(lse));
+        CheckLike(lse, nameof(lse), DType.Float32, shape.Device, LseShape(shape), LseLayout(shape));
     }
 
     private static void CheckCommonOptions(AttentionOptions o, QkvShape s, AttentionOp op)

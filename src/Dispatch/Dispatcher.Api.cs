@@ -19,8 +19,9 @@ public sealed partial class Dispatcher
     /// v (batch, seqlen_k, nheads_kv, headdim_v) — upstream's <c>flash_attn_func</c>.
     /// </summary>
     /// <param name="output">Optional destination (batch, seqlen_q, nheads, headdim_v); allocated on q's device when null.</param>
-    public AttentionResult Forward(Tensor q, Tensor k, Tensor v, AttentionOptions? options = null, Tensor? output = null) =>
-        ForwardResult(Run(AttentionValidator.Forward(q, k, v, options, output)));
+    /// <param name="lse">Optional fp32 destination (batch, nheads, seqlen_q) for the LSE; allocated when null and options.ReturnLse.</param>
+    public AttentionResult Forward(Tensor q, Tensor k, Tensor v, AttentionOptions? options = null, Tensor? output = null, Tensor? lse = null) =>
+        ForwardResult(Run(AttentionValidator.Forward(q, k, v, options, output, lse: lse)));
 
     /// <summary>Forward with q, k, v stacked in one tensor (batch, seqlen, 3, nheads, headdim).</summary>
     public AttentionResult ForwardQkvPacked(Tensor qkv, AttentionOptions? options = null, Tensor? output = null)
@@ -43,10 +44,11 @@ public sealed partial class Dispatcher
     /// k/v (total_k, nheads_kv, headdim|headdim_v), or paged k/v with <see cref="VarlenInputs.BlockTable"/> —
     /// upstream's <c>flash_attn_varlen_func</c>.
     /// </summary>
-    public AttentionResult ForwardVarlen(Tensor q, Tensor k, Tensor v, VarlenInputs varlen, AttentionOptions? options = null, Tensor? output = null)
+    /// <param name="lse">Optional fp32 destination (nheads, total_q) for the LSE.</param>
+    public AttentionResult ForwardVarlen(Tensor q, Tensor k, Tensor v, VarlenInputs varlen, AttentionOptions? options = null, Tensor? output = null, Tensor? lse = null)
     {
         ArgumentNullException.ThrowIfNull(varlen);
-        return ForwardResult(Run(AttentionValidator.Forward(q, k, v, options, output, varlen)));
+        return ForwardResult(Run(AttentionValidator.Forward(q, k, v, options, output, varlen, lse)));
     }
 
     /// <summary>Varlen forward with qkv (total, 3, nheads, headdim) and one set of sequence boundaries.</summary>
@@ -72,8 +74,8 @@ public sealed partial class Dispatcher
     /// <see cref="KvCacheInputs.CacheSeqlens"/> (rotating q and the new keys when rotary tables are given),
     /// then attends q (batch, seqlen_q, nheads, headdim) over the (paged) cache.
     /// </summary>
-    public AttentionResult ForwardWithKvCache(Tensor q, Tensor kCache, Tensor vCache, KvCacheInputs cache, AttentionOptions? options = null, Tensor? output = null) =>
-        ForwardResult(Run(AttentionValidator.KvCache(q, kCache, vCache, cache, options, output)));
+    public AttentionResult ForwardWithKvCache(Tensor q, Tensor kCache, Tensor vCache, KvCacheInputs cache, AttentionOptions? options = null, Tensor? output = null, Tensor? lse = null) =>
+        ForwardResult(Run(AttentionValidator.KvCache(q, kCache, vCache, cache, options, output, lse)));
 
     // ------------------------------------------------------------------ backward
 

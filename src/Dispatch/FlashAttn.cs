@@ -8,8 +8,8 @@ namespace FlashAttention;
 public static class FlashAttn
 {
     /// <inheritdoc cref="Dispatcher.Forward"/>
-    public static AttentionResult Forward(Tensor q, Tensor k, Tensor v, AttentionOptions? options = null, Tensor? output = null) =>
-        Dispatcher.Default.Forward(q, k, v, options, output);
+    public static AttentionResult Forward(Tensor q, Tensor k, Tensor v, AttentionOptions? options = null, Tensor? output = null, Tensor? lse = null) =>
+        Dispatcher.Default.Forward(q, k, v, options, output, lse);
 
     /// <inheritdoc cref="Dispatcher.ForwardQkvPacked"/>
     public static AttentionResult ForwardQkvPacked(Tensor qkv, AttentionOptions? options = null, Tensor? output = null) =>
@@ -20,8 +20,8 @@ public static class FlashAttn
         Dispatcher.Default.ForwardKvPacked(q, kv, options, output);
 
     /// <inheritdoc cref="Dispatcher.ForwardVarlen"/>
-    public static AttentionResult ForwardVarlen(Tensor q, Tensor k, Tensor v, VarlenInputs varlen, AttentionOptions? options = null, Tensor? output = null) =>
-        Dispatcher.Default.ForwardVarlen(q, k, v, varlen, options, output);
+    public static AttentionResult ForwardVarlen(Tensor q, Tensor k, Tensor v, VarlenInputs varlen, AttentionOptions? options = null, Tensor? output = null, Tensor? lse = null) =>
+        Dispatcher.Default.ForwardVarlen(q, k, v, varlen, options, output, lse);
 
     /// <inheritdoc cref="Dispatcher.ForwardVarlenQkvPacked"/>
     public static AttentionResult ForwardVarlenQkvPacked(Tensor qkv, Tensor cuSeqlens, int? maxSeqlen = null, AttentionOptions? options = null, Tensor? output = null) =>
@@ -32,8 +32,8 @@ public static class FlashAttn
         Dispatcher.Default.ForwardVarlenKvPacked(q, kv, varlen, options, output);
 
     /// <inheritdoc cref="Dispatcher.ForwardWithKvCache"/>
-    public static AttentionResult ForwardWithKvCache(Tensor q, Tensor kCache, Tensor vCache, KvCacheInputs cache, AttentionOptions? options = null, Tensor? output = null) =>
-        Dispatcher.Default.ForwardWithKvCache(q, kCache, vCache, cache, options, output);
+    public static AttentionResult ForwardWithKvCache(Tensor q, Tensor kCache, Tensor vCache, KvCacheInputs cache, AttentionOptions? options = null, Tensor? output = null, Tensor? lse = null) =>
+        Dispatcher.Default.ForwardWithKvCache(q, kCache, vCache, cache, options, output, lse);
 
     /// <inheritdoc cref="Dispatcher.Backward"/>
     public static AttentionGradients Backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor output, Tensor lse,

@@ -44,9 +44,8 @@ internal static class ScoreModifier<TOps, TVec>
         softcapGradient = TOps.Create(1f);
         if (options.HasSoftcap)
         {
-            TVec t = TOps.Tanh(TOps.Multiply(scores, TOps.Create(options.InverseSoftcap)));
+            TVec t = TOps.TanhWithDerivative(TOps.Multiply(scores, TOps.Create(options.InverseSoftcap)), out softcapGradient);
             scores = TOps.Multiply(t, TOps.Create(options.Softcap));
-            softcapGradient = TOps.Multiply(TOps.Subtract(softcapGradient, t), TOps.Add(softcapGradient, t));
         }
         if (masked)
         {

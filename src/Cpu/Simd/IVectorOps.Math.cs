@@ -63,9 +63,18 @@ internal partial interface IVectorOps<TSelf, TVec>
 
     /// <summary>tanh x, odd, saturating to ±1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static virtual TVec Tanh(TVec x)
+    static virtual TVec Tanh(TVec x) => TSelf.TanhWithDerivative(x, out _);
+
+    /// <summary>
+    /// tanh x and its derivative 1 − tanh² x. Away from 0 the derivative is 4e/(1 + e)² with
+    /// e = exp(−2|x|): forming 1 − t² from a rounded t near ±1 would cancel to a few digits,
+    /// and the softcap backward multiplies every score gradient by it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual TVec TanhWithDerivative(TVec x, out TVec derivative)
     {
         TVec ax = TSelf.Abs(x);
+        TVec one = TSelf.Create(1f);
 
         TVec x2 = TSelf.Multiply(x, x);
         TVec p = TSelf.Create(-1382f / 155925f);
@@ -76,11 +85,17 @@ internal partial interface IVectorOps<TSelf, TVec>
         TVec series = TSelf.MultiplyAdd(TSelf.Multiply(x, x2), p, x);
 
         TVec e = TSelf.Exp(TSelf.Multiply(ax, TSelf.Create(-2f)));
-        TVec one = TSelf.Create(1f);
-        TVec magnitude = TSelf.Divide(TSelf.Subtract(one, e), TSelf.Add(one, e));
+        TVec onePlusE = TSelf.Add(one, e);
+        TVec magnitude = TSelf.Divide(TSelf.Subtract(one, e), onePlusE);
         TVec saturating = TSelf.Or(magnitude, TSelf.And(x, Bits(0x8000_0000)));
 
-        return TSelf.Select(TSelf.CompareLessThan(ax, TSelf.Create(TanhSeriesLimit)), series, saturating);
+        TVec small = TSelf.CompareLessThan(ax, TSelf.Create(TanhSeriesLimit));
+        TVec t = TSelf.Select(small, series, saturating);
+        // Near 0, t² ≤ 1/16 and 1 − t² is exact to rounding.
+        TVec seriesDerivative = TSelf.Subtract(one, TSelf.Multiply(t, t));
+        TVec expDerivative = TSelf.Divide(TSelf.Multiply(TSelf.Create(4f), e), TSelf.Multiply(onePlusE, onePlusE));
+        derivative = TSelf.Select(small, seriesDerivative, expDerivative);
+        return t;
     }
 
     /// <summary>

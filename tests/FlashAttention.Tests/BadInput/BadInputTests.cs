@@ -76,6 +76,9 @@ public class BadInputTests
         ["q last stride not 1"] = new(() => Disp.Forward(Strided(DType.Float16, B, Sq, Hq, D), K(), V()), typeof(ArgumentException), "q", "stride 1"),
         ["k last stride not 1"] = new(() => Disp.Forward(Q(), Strided(DType.Float16, B, Sk, Hk, D), V()), typeof(ArgumentException), "k", "stride 1"),
         ["null q"] = new(() => Disp.Forward(null!, K(), V()), typeof(ArgumentNullException), "q", "null"),
+        ["lse destination of wrong shape"] = new(() => Disp.Forward(Q(), K(), V(), null, null, T(DType.Float32, B, Sq, Hq)), typeof(ArgumentException), "lse", "[2, 4, 8]"),
+        ["lse destination not fp32"] = new(() => Disp.Forward(Q(), K(), V(), null, null, T(DType.Float16, B, Hq, Sq)), typeof(ArgumentException), "lse", "fp32"),
+        ["lse destination with ReturnLse off"] = new(() => Disp.Forward(Q(), K(), V(), new AttentionOptions { ReturnLse = false }, null, T(DType.Float32, B, Hq, Sq)), typeof(ArgumentException), "lse", "ReturnLse"),
 
         // ---------------------------------------------------------------- options
         ["window left -2"] = new(() => Fwd(new AttentionOptions { WindowLeft = -2 }), typeof(ArgumentOutOfRangeException), "options.WindowLeft", ">= -1", "-2"),

@@ -122,7 +122,8 @@ internal static class MatrixRunner
             return;
         }
         double[] dOutD = dOut.ToDoubleArray();
-        var refG = ReferenceAttention.Backward(inputs.Ref, dOutD);
+        // D is read from the backend's own forward output, which the backward receives.
+        var refG = ReferenceAttention.Backward(inputs.Ref, dOutD, res.Out.ToHost().ToDoubleArray());
         var baseG = ReferenceAttention.BaselineBackward(inputs.Ref, dOutD);
         var g = placed.Backward(disp, dOut, res);
         foreach (var (name, t, x) in new[] { ("dq", g.DQ, inputs.Q), ("dk", g.DK, inputs.K), ("dv", g.DV, inputs.V) })

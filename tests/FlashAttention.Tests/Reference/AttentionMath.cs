@@ -146,7 +146,12 @@ internal sealed class AttentionMath(DType? lowPrecision)
                     if (c > 0) { st.SRaw[i * sk + j] = raw; sc = R(R(Math.Tanh(R(raw / c))) * c); }
                     else sc = raw;
                 }
-                if (p.Slopes is not null) sc += -p.Slope(seq.Index, h) * Math.Abs(a - j);
+                if (p.Slopes is not null)
+                {
+                    double bias = -p.Slope(seq.Index, h) * Math.Abs(a - j);
+                    // Upstream's baseline adds the fp32 ALiBi bias in fp32 (type promotion), rounding both.
+                    sc = Exact ? sc + bias : Numerics.Round(sc + Numerics.Round(bias, DType.Float32), DType.Float32);
+                }
                 s[j] = sc;
                 if (sc > m) m = sc;
             }
@@ -189,8 +194,10 @@ internal sealed class AttentionMath(DType? lowPrecision)
     /// <summary>
     /// Gradients for <paramref name="dOut"/> (flattened like out). Uses this precision's own forward
     /// (its out and LSE), as the semantics define the backward from q, k, v, out and LSE.
+    /// <paramref name="givenOut"/> is the output the backend's backward receives (its own forward's):
+    /// its distance from the exact output moves D, and the exact mode's allowances include that shift.
     /// </summary>
-    public RefGradients Backward(RefPlan plan, double[] dOut)
+    public RefGradients Backward(RefPlan plan, double[] dOut, double[]? givenOut = null)
     {
         var p = plan.P;
         var dq = new double[plan.RowsQ * p.Hq * p.D];
@@ -214,7 +221,7 @@ internal sealed class AttentionMath(DType? lowPrecision)
                 for (int h = g * group; h < (g + 1) * group; h++)
                 {
                     var st = HeadForward(plan, seq, h, out _);
-                    HeadBackward(plan, seq, h, st, dOut, dq, dkG, dvG, dsink, dsinkScale, u, dqAllow, dkAllowG);
+                    HeadBackward(plan, seq, h, st, dOut, dq, dkG, dvG, dsink, dsinkScale, u, dqAllow, dkAllowG, givenOut);
                 }
                 if (dkAllowG is not null)
                     for (int x = 0; x < dkAllowG.Length; x++) dkAllowG[x] = Math.Sqrt(dkAllowG[x]);
@@ -238,7 +245,7 @@ internal sealed class AttentionMath(DType? lowPrecision)
 
     private void HeadBackward(RefPlan plan, RefSequence seq, int h, HeadState st, double[] dOut,
         double[] dqFlat, double[] dkG, double[] dvG, double[]? dsink, double[]? dsinkScale,
-        double u = 0, double[]? dqAllow = null, double[]? dkAllowG = null)
+        double u = 0, double[]? dqAllow = null, double[]? dkAllowG = null, double[]? givenOut = null)
     {
         var p = plan.P;
         int sq = seq.Sq, sk = seq.Sk, d = p.D, dvDim = p.Dv;
@@ -296,13 +303,23 @@ internal sealed class AttentionMath(DType? lowPrecision)
             // Rounding out to the dtype moves D_i = Σ_c dO_ic·out_ic by δD_i, a sum of d independent roundings of relative
             // size ≤ u: σ_i = u·‖dO_i ∘ out_i‖₂ / √3. dS_ij moves by P_ij·δD_i (times the softcap factor), so
             // dq_i moves by exactly scale·δD_i·Σ_j P_ij k_j and dk_j by scale·Σ_i P_ij δD_i q_i (independent over i).
-            // The allowance is 5σ of that.
+            // The allowance is 5σ of that, or the actual shift when the backend's output is known.
             double dRound = 0;
             if (dqAllow is not null)
             {
                 var o = st.Out.AsSpan(i * dvDim, dvDim);
                 for (int x = 0; x < dvDim; x++) dRound += (dO[x] * o[x]) * (dO[x] * o[x]);
-                dRound = 5 * p.Scale * u * Math.Sqrt(dRound / 3);
+                dRound = 5 * u * Math.Sqrt(dRound / 3);
+                if (givenOut is not null)
+                {
+                    // The backend reads D from its own forward output, which may differ from the exact
+                    // one by more than a rounding (fp32 accumulation): that shift is known exactly.
+                    var given = givenOut.AsSpan((seq.QRows[i] * p.Hq + h) * dvDim, dvDim);
+                    double shift = 0;
+                    for (int x = 0; x < dvDim; x++) shift += dO[x] * (given[x] - o[x]);
+                    dRound = Math.Max(dRound, Math.Abs(shift));
+                }
+                dRound *= p.Scale;
                 Array.Clear(sumPk);
             }
             for (int j = lo; j <= hi; j++)

@@ -9,7 +9,7 @@ internal static class ReferenceAttention
     public static RefForward Forward(RefInputs inputs) => Exact.Forward(RefPlan.Build(inputs));
 
     /// <summary>Float64 gradients for <paramref name="dOut"/> (flattened like out).</summary>
-    public static RefGradients Backward(RefInputs inputs, double[] dOut) => Exact.Backward(RefPlan.Build(inputs), dOut);
+    public static RefGradients Backward(RefInputs inputs, double[] dOut, double[]? givenOut = null) => Exact.Backward(RefPlan.Build(inputs), dOut, givenOut);
 
     /// <summary>The same forward computed in the inputs' dtype (rounding after QKᵀ, softmax and PV).</summary>
     public static RefForward BaselineForward(RefInputs inputs) => new AttentionMath(inputs.DType).Forward(RefPlan.Build(inputs));

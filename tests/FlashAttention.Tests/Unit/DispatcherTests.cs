@@ -46,6 +46,18 @@ public class DispatcherTests
         AttentionValidator.Forward(Tensor.Zeros(dt, 1, 4, 2, d), Tensor.Zeros(dt, 1, 4, 2, d), Tensor.Zeros(dt, 1, 4, 2, d), null).Problem;
 
     [Fact]
+    public void Caller_provided_output_and_lse_are_the_tensors_filled_and_returned()
+    {
+        var q = Tensor.FromDoubles(DType.Float32, Enumerable.Range(0, 2 * 3 * 2 * 8).Select(i => Math.Sin(i)).ToArray(), 2, 3, 2, 8);
+        var output = Tensor.Zeros(DType.Float32, 2, 3, 2, 8);
+        var lse = Tensor.Zeros(DType.Float32, 2, 2, 3);
+        var result = Dispatcher.Default.WithBackend("cpu").Forward(q, q, q, null, output, lse);
+        Assert.Same(output, result.Out);
+        Assert.Same(lse, result.Lse);
+        Assert.All(lse.ToArray<float>(), x => Assert.True(x != 0 && float.IsFinite(x)));
+    }
+
+    [Fact]
     public void Preference_order_is_the_design_order()
     {
         Assert.Equal(["hopper_sm90", "cuda_sm80", "rocm_ck", "cpu"], BackendRegistry.PreferenceOrder);

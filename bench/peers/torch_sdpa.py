@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""PyTorch SDPA peers for `flashattn bench` (run on the GPU machine).
+
+Times torch.nn.functional.scaled_dot_product_attention with the flash backend (FlashAttention 2)
+and the cuDNN backend on the grid of DESIGN.md and merges the results into a flashattn-bench/1
+JSON file (bench/README.md), so that `flashattn plot` draws ours and the peers together:
+
+    flashattn bench --out results.json            # ours, on the same machine
+    python3 bench/peers/torch_sdpa.py --merge results.json
+    flashattn plot --in results.json --out results.png
+
+Same shapes, FLOP formula and statistic (median of --iters after --warmup, CUDA events) as ours.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+
+SCHEMA = "flashattn-bench/1"
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--merge", metavar="FILE", help="append to this flashattn-bench/1 file (created if missing)")
+    p.add_argument("--out", metavar="FILE", help="write here instead of --merge's file")
+    p.add_argument("--impl", default="flash,cudnn", help="SDPA backends: flash, cudnn, efficient, math (comma-separated)")
+    p.add_argument("--headdim", default="64,128,256")
+    p.add_argument("--seqlen", default="512,1024,2048,4096,8192,16384")
+    p.add_argument("--causal", default="both", choices=["both", "true", "false"])
+    p.add_argument("--direction", default="fwd,bwd,fwd+bwd")
+    p.add_argument("--dtype", default="bf16,fp16")
+    p.add_argument("--tokens", type=int, default=16384, help="tokens per batch (batch = tokens / seqlen)")
+    p.add_argument("--model-dim", type=int, default=2048, help="nheads = model dim / headdim")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--iters", type=int, default=10)
+    return p.parse_args()
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def flops(batch, nheads, seqlen, headdim, causal, direction):
+    fwd = 4.0 * batch * nheads * seqlen * seqlen * headdim * (0.5 if causal else 1.0)
+    return {"fwd": fwd, "bwd": 2.5 * fwd, "fwd+bwd": 3.5 * fwd}[direction]
+
+
+def median_ms(torch, fn, warmup, iters):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times), min(times)
+
+
+def main():
+    args = parse_args()
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "math": SDPBackend.MATH,
+    }
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    impls = [i.strip() for i in args.impl.split(",") if i.strip()]
+    headdims = [int(x) for x in args.headdim.split(",")]
+    seqlens = [int(x) for x in args.seqlen.split(",")]
+    causals = {"both": [False, True], "true": [True], "false": [False]}[args.causal]
+    directions = [d.strip() for d in args.direction.split(",")]
+    dtype_names = [d.strip() for d in args.dtype.split(",")]
+
+    path_in = args.merge
+    doc = None
+    if path_in and os.path.exists(path_in):
+        with open(path_in) as f:
+            doc = json.load(f)
+    if doc is None:
+        doc = {"schema": SCHEMA, "date": None, "machine": {}, "results": [], "skipped": []}
+    doc.setdefault("results", [])
+    doc.setdefault("skipped", [])
+    machine = doc.setdefault("machine", {})
+    props = torch.cuda.get_device_properties(0)
+    machine.setdefault("cpu", cpu_model())
+    machine.setdefault("cores", os.cpu_count())
+    machine.setdefault("simd", "")
+    machine.setdefault("os", platform.platform())
+    if not machine.get("gpus"):
+        machine["gpus"] = [{
+            "name": props.name,
+            "arch": f"sm_{props.major}{props.minor}",
+            "compute_units": props.multi_processor_count,
+            "memory_gib": round(props.total_memory / 2**30, 1),
+        }]
+    software = machine.setdefault("software", {})
+    software["torch"] = torch.__version__
+    software["torch_cuda"] = str(torch.version.cuda)
+    software["cudnn"] = str(torch.backends.cudnn.version())
+    software["python"] = platform.python_version()
+
+    for impl in impls:
+        for dname in dtype_names:
+            dtype = dtypes[dname]
+            for d in headdims:
+                for causal in causals:
+                    for s in seqlens:
+                        b, h = args.tokens // s, args.model_dim // d
+                        # (b, s, h, d) as ours, viewed as SDPA's (b, h, s, d).
+                        q, k, v, dout = (torch.randn(b, s, h, d, device="cuda", dtype=dtype).transpose(1, 2) for _ in range(4))
+                        for t in (q, k, v):
+                            t.requires_grad_(True)
+                        for direction in directions:
+                            entry = {"impl": f"torch-sdpa-{impl}", "direction": direction, "dtype": dname, "causal": causal,
+                                     "batch": b, "seqlen": s, "nheads": h, "headdim": d}
+                            try:
+                                with sdpa_kernel(backends[impl]):
+                                    out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+                                    def fwd():
+                                        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+                                    def bwd():
+                                        for t in (q, k, v):
+                                            t.grad = None
+                                        out.backward(dout, retain_graph=True)
+
+                                    def fwd_bwd():
+                                        for t in (q, k, v):
+                                            t.grad = None
+                                        fwd().backward(dout)
+
+                                    fn = {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd_bwd}[direction]
+                                    ms, ms_min = median_ms(torch, fn, args.warmup, args.iters)
+                                entry.update({"ms": ms, "ms_min": ms_min, "iters": args.iters, "device": "cuda:0",
+                                              "tflops": flops(b, h, s, d, causal, direction) / (ms * 1e-3) / 1e12})
+                                doc["results"].append(entry)
+                                print(f"{entry['impl']:18} {direction:7} {dname} d={d:3} s={s:5} causal={causal!s:5} "
+                                      f"{ms:8.3f} ms {entry['tflops']:7.1f} TFLOP/s", flush=True)
+                            except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+                                entry["reason"] = str(e).splitlines()[0] if str(e) else type(e).__name__
+                                doc["skipped"].append(entry)
+                                print(f"{entry['impl']:18} {direction:7} {dname} d={d:3} s={s:5} skipped: {entry['reason']}", flush=True)
+                        del q, k, v, dout
+                        torch.cuda.empty_cache()
+
+    if not doc.get("date"):
+        doc["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path_out = args.out or path_in or "torch-sdpa.json"
+    with open(path_out, "w") as f:
+        json.dump(doc, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    print(f"wrote {path_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+
+namespace FlashAttention.Cli;
+
+/// <summary>One point of the benchmark grid.</summary>
+internal sealed record BenchConfig(DType DType, int Headdim, bool Causal, int Seqlen, string Direction, int Batch, int Nheads)
+{
+    public string Describe() =>
+        $"{Direction} {DType.ShortName()} d={Headdim} s={Seqlen} b={Batch} h={Nheads}{(Causal ? " causal" : "")}";
+
+    public double Flops
+    {
+        get
+        {
+            double fwd = AttentionFlops.Forward(Batch, Nheads, Seqlen, Seqlen, Headdim, Causal);
+            return Direction switch { "fwd" => fwd, "bwd" => 2.5 * fwd, _ => 3.5 * fwd };
+        }
+    }
+}
+
+/// <summary>
+/// <c>flashattn bench</c>: the standard grid of DESIGN.md — tokens per batch 16k, model dim 2048,
+/// nheads = 2048/d, d ∈ {64, 128, 256}, seqlen 512 … 16k, causal and not, fwd / bwd / fwd+bwd,
+/// bf16 and fp16 — with filters, median times and TFLOP/s, written as JSON.
+/// </summary>
+internal static class BenchCommand
+{
+    private static readonly int[] DefaultHeaddims = [64, 128, 256];
+    private static readonly int[] DefaultSeqlens = [512, 1024, 2048, 4096, 8192, 16384];
+    private static readonly string[] Directions = ["fwd", "bwd", "fwd+bwd"];
+
+    private static readonly Option<string?> Headdim = new("--headdim", "-d") { Description = "Head dims, comma-separated [default: 64,128,256; quick: 64,128]" };
+    private static readonly Option<string?> Seqlen = new("--seqlen", "-s") { Description = "Sequence lengths, comma-separated [default: 512,…,16384; quick: 128,256,512]" };
+    private static readonly Option<string> Causal = new("--causal") { Description = "Causal configs: both, true or false", DefaultValueFactory = _ => "both" };
+    private static readonly Option<string?> Direction = new("--direction") { Description = "fwd, bwd, fwd+bwd, comma-separated [default: all]" };
+    private static readonly Option<string?> DTypeOpt = new("--dtype") { Description = "bf16, fp16, fp32, comma-separated [default: bf16,fp16; quick: bf16]" };
+    private static readonly Option<string?> Backend = new("--backend") { Description = "Force a backend by name" };
+    private static readonly Option<bool> Quick = new("--quick") { Description = "A tiny grid usable on a CPU: 2048 tokens, model dim 512, d 64/128, seqlen 128–512, bf16, 3 iterations" };
+    private static readonly Option<int?> Warmup = new("--warmup") { Description = "Untimed runs per config [default: 2; quick: 1]" };
+    private static readonly Option<int?> Iters = new("--iters") { Description = "Timed runs per config; the median is reported [default: 10; quick: 3]" };
+    private static readonly Option<int?> Tokens = new("--tokens") { Description = "Tokens per batch (batch = tokens / seqlen) [default: 16384; quick: 2048]" };
+    private static readonly Option<int?> ModelDim = new("--model-dim") { Description = "Model dim (nheads = model dim / headdim) [default: 2048; quick: 512]" };
+    private static readonly Option<bool> CheckOpt = new("--check") { Description = "Also record max |out − float64 reference| on the first sequence (slow for long sequences)" };
+    private static readonly Option<string?> Out = new("--out", "-o") { Description = "Write the results as JSON to this file (schema: bench/README.md)" };
+
+    public static Command Create()
+    {
+        var command = new Command("bench", "Benchmark the standard grid of DESIGN.md (filters narrow it; --quick is a tiny grid for CPUs) and write JSON.")
+        {
+            Headdim, Seqlen, Causal, Direction, DTypeOpt, Backend, Quick, Warmup, Iters, Tokens, ModelDim, CheckOpt, Out,
+        };
+        Causal.AcceptOnlyFromAmong("both", "true", "false");
+        command.SetAction(parse => CliErrors.Guard(parse, () => Execute(parse)));
+        return command;
+    }
+
+    private static int Execute(ParseResult parse)
+    {
+        bool quick = parse.GetValue(Quick);
+        int tokens = parse.GetValue(Tokens) ?? (quick ? 2048 : 16384);
+        int modelDim = parse.GetValue(ModelDim) ?? (quick ? 512 : 2048);
+        int warmup = parse.GetValue(Warmup) ?? (quick ? 1 : 2);
+        int iters = parse.GetValue(Iters) ?? (quick ? 3 : 10);
+        var headdims = IntList(parse.GetValue(Headdim), "--headdim") ?? (quick ? [64, 128] : DefaultHeaddims);
+        var seqlens = IntList(parse.GetValue(Seqlen), "--seqlen") ?? (quick ? [128, 256, 512] : DefaultSeqlens);
+        var directions = StringList(parse.GetValue(Direction), "--direction", Directions) ?? Directions;
+        var dtypes = (StringList(parse.GetValue(DTypeOpt), "--dtype", ["bf16", "fp16", "fp32"]) ?? (quick ? ["bf16"] : ["bf16", "fp16"]))
+            .Select(DTypes.Parse).ToArray();
+        bool[] causals = parse.GetValue(Causal) switch { "true" => [true], "false" => [false], _ => [false, true] };
+        if (tokens < 1 || modelDim < 1 || iters < 1 || warmup < 0)
+            throw new UsageException("--tokens, --model-dim and --iters must be >= 1 and --warmup >= 0.");
+        foreach (int d in headdims)
+            if (modelDim % d != 0) throw new UsageException($"--model-dim ({modelDim}) must be a multiple of every head dim; {d} does not divide it.");
+        foreach (int s in seqlens)
+            if (s > tokens) throw new UsageException($"--seqlen {s} exceeds --tokens {tokens} (batch = tokens / seqlen must be >= 1).");
+
+        var grid = (from dt in dtypes
+                    from d in headdims
+                    from c in causals
+                    from s in seqlens
+                    from dir in directions
+                    select new BenchConfig(dt, d, c, s, dir, tokens / s, modelDim / d)).ToList();
+
+        var dispatcher = parse.GetValue(Backend) is string name ? Dispatcher.Default.WithBackend(name) : Dispatcher.Default;
+        var runner = new BenchRunner(dispatcher, tokens, modelDim, warmup, iters, parse.GetValue(CheckOpt));
+        var results = new List<BenchResult>();
+        var skipped = new List<BenchSkip>();
+
+        AnsiConsole.MarkupLine($"[bold]bench[/] {grid.Count} configs: tokens {tokens}, model dim {modelDim}, warm-up {warmup}, {iters} timed runs each (median)");
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("starting", maxValue: grid.Count);
+                foreach (var config in grid)
+                {
+                    task.Description = Markup.Escape(config.Describe());
+                    var outcome = runner.Run(config);
+                    if (outcome.Result is not null) results.Add(outcome.Result);
+                    if (outcome.Skip is not null) skipped.Add(outcome.Skip);
+                    task.Increment(1);
+                }
+                task.Description = "done";
+            });
+
+        PrintResults(results, skipped);
+        string? outPath = parse.GetValue(Out);
+        if (outPath is not null)
+        {
+            var file = new BenchFile
+            {
+                Date = BenchFile.Now(),
+                Machine = MachineInfo.Record(),
+                Settings = new BenchSettings
+                {
+                    Command = "flashattn " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+                    Tokens = tokens, ModelDim = modelDim, Warmup = warmup, Iters = iters,
+                    Timing = "median of iters calls after warmup calls; CUDA events on GPUs, stopwatch on the CPU",
+                },
+                Results = results,
+                Skipped = skipped,
+            };
+            file.Save(outPath);
+            AnsiConsole.MarkupLine($"wrote {results.Count} results ({skipped.Count} skipped) to [bold]{Markup.Escape(outPath)}[/]");
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static void PrintResults(List<BenchResult> results, List<BenchSkip> skipped)
+    {
+        var impls = results.Select(r => r.Impl).Distinct().ToList();
+        bool giga = results.Count > 0 && results.Max(r => r.Tflops) < 1;
+        var table = new Table().Border(TableBorder.Rounded);
+        if (impls.Count == 1) table.Title(Markup.Escape(impls[0]));
+        if (impls.Count > 1) table.AddColumn("impl");
+        table.AddColumns("dir", "dtype", "causal", "d", "seqlen", "b×h", "median", giga ? "GFLOP/s" : "TFLOP/s");
+        bool anyErr = results.Any(r => r.MaxErr is not null);
+        if (anyErr) table.AddColumn("max err");
+        foreach (var r in results)
+        {
+            var row = new List<string>();
+            if (impls.Count > 1) row.Add(Markup.Escape(r.Impl));
+            row.AddRange([
+                Markup.Escape(r.Direction), r.Dtype, r.Causal ? "yes" : "no", I(r.Headdim), I(r.Seqlen), $"{I(r.Batch)}×{I(r.Nheads)}",
+                Timing.FormatMs(r.Ms), (giga ? r.Tflops * 1e3 : r.Tflops).ToString("0.00", CultureInfo.InvariantCulture),
+            ]);
+            if (anyErr) row.Add(r.MaxErr is double e ? e.ToString("0.0e0", CultureInfo.InvariantCulture) : "");
+            table.AddRow(row.ToArray());
+        }
+        if (results.Count > 0) AnsiConsole.Write(table);
+        foreach (var s in skipped)
+            AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape($"{s.Direction} {s.Dtype} d={s.Headdim} s={s.Seqlen}{(s.Causal ? " causal" : "")}")}: {Markup.Escape(s.Reason)}");
+
+        static string I(int x) => x.ToString(CultureInfo.InvariantCulture);
+    }
+
+    private static int[]? IntList(string? text, string option)
+    {
+        if (text is null) return null;
+        var values = new List<int>();
+        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1)
+                throw new UsageException($"{option} expects comma-separated positive integers; got '{text}'.");
+            values.Add(v);
+        }
+        return values.Count == 0 ? throw new UsageException($"{option} is empty.") : values.Distinct().ToArray();
+    }
+
+    private static string[]? StringList(string? text, string option, string[] allowed)
+    {
+        if (text is null) return null;
+        var values = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => v.ToLowerInvariant()).Distinct().ToArray();
+        foreach (string v in values)
+            if (Array.IndexOf(allowed, v) < 0)
+                throw new UsageException($"{option}: '{v}' is not one of {string.Join(", ", allowed)}.");
+        return values.Length == 0 ? throw new UsageException($"{option} is empty.") : values;
+    }
+}
