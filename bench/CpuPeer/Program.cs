@@ -5,6 +5,7 @@ using System.Text.Json;
 using FlashAttention;
 using FlashAttention.Bench;
 using FlashAttention.Cli;
+using FlashAttention.Cpu;
 
 // Our CPU backend vs ONNX Runtime's CPU attention (contrib MultiHeadAttention and opset-23
 // Attention), fp32, non-causal, on the same buffers in the same process. Method: bench/README.md.
@@ -17,7 +18,7 @@ string loadStart = LoadAverage();
 var results = new List<BenchResult>();
 var comparisons = new List<Comparison>();
 var log = Console.Out;
-log.WriteLine($"CPU peer benchmark: {MachineInfo.CpuModel()}, {Environment.ProcessorCount} cores, {MachineInfo.Simd()}; ORT intra-op threads {threads}");
+log.WriteLine($"CPU peer benchmark: {MachineInfo.CpuModel()}, {Environment.ProcessorCount} cores, {MachineInfo.Simd()}; threads per call {threads} (ours and ORT intra-op)");
 WarmUp(cfg, threads, log);
 log.WriteLine("config                      | ours ms   | ORT MHA ms | ORT Attn23 ms | ratio (peer/ours) | max|ours-ORT|");
 
@@ -38,7 +39,8 @@ foreach (int s in cfg.Seqlens)
     var tv = Tensor.FromArray(v, b, s, h, d);
     var to = Tensor.FromArray(oursOut, b, s, h, d);
     var options = new AttentionOptions { ReturnLse = false };
-    var dispatcher = Dispatcher.Default.WithBackend("cpu");
+    // The same thread budget for every contestant (--threads; all cores by default).
+    var dispatcher = new Dispatcher([new CpuBackend(threads)]);
 
     var contestants = new List<Contestant> { new("ours:cpu", () => dispatcher.Forward(tq, tk, tv, options, to)) };
     OrtPeer? mhaPeer = null, attnPeer = null;
@@ -131,7 +133,7 @@ var file = new
     {
         command = "dotnet run -c Release --project bench/CpuPeer -- " + string.Join(' ', args),
         ort_intra_op_threads = threads,
-        ours_threads = Environment.ProcessorCount,
+        ours_threads = threads,
         load_average_start = loadStart,
         load_average_end = LoadAverage(),
         method = "same fp32 buffers for every implementation; first a process warm-up (~0.7 s of calls per implementation and head dim " +
@@ -163,7 +165,8 @@ static void WarmUp(PeerArgs cfg, int threads, TextWriter log)
     {
         var rng = new Random(d);
         float[] q = Gaussian(rng, s * h * d), k = Gaussian(rng, s * h * d), v = Gaussian(rng, s * h * d), o = new float[s * h * d];
-        var dispatcher = Dispatcher.Default.WithBackend("cpu");
+        // The same thread budget for every contestant (--threads; all cores by default).
+    var dispatcher = new Dispatcher([new CpuBackend(threads)]);
         var (tq, tk, tv, to) = (Tensor.FromArray(q, 1, s, h, d), Tensor.FromArray(k, 1, s, h, d), Tensor.FromArray(v, 1, s, h, d), Tensor.FromArray(o, 1, s, h, d));
         var options = new AttentionOptions { ReturnLse = false };
         using var mha = OrtPeer.MultiHeadAttention(1, s, s, h, d, q, k, v, o, threads);

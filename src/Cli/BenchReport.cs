@@ -8,18 +8,8 @@ namespace FlashAttention.Cli;
 /// JSON; peer scripts (PyTorch SDPA on the GPU machine) append entries of the same shape with
 /// their own <see cref="Impl"/>. See bench/README.md for the schema.
 /// </summary>
-internal sealed record BenchResult
+internal sealed record BenchResult : BenchEntry
 {
-    /// <summary>"ours:&lt;backend&gt;" (e.g. "ours:cpu", "ours:hopper_sm90"), or a peer: "torch-sdpa-flash", "torch-sdpa-cudnn", "onnxruntime-cpu".</summary>
-    public required string Impl { get; init; }
-    /// <summary>"fwd", "bwd" or "fwd+bwd".</summary>
-    public required string Direction { get; init; }
-    public required string Dtype { get; init; }
-    public required bool Causal { get; init; }
-    public required int Batch { get; init; }
-    public required int Seqlen { get; init; }
-    public required int Nheads { get; init; }
-    public required int Headdim { get; init; }
     /// <summary>Median milliseconds per call.</summary>
     public required double Ms { get; init; }
     /// <summary>FLOPs (DESIGN.md formula) / median time, in TFLOP/s.</summary>
@@ -33,17 +23,25 @@ internal sealed record BenchResult
 }
 
 /// <summary>A configuration that could not run (refused by every backend, out of memory …).</summary>
-internal sealed record BenchSkip
+internal sealed record BenchSkip : BenchEntry
 {
-    public required string Impl { get; init; }
-    public required string Direction { get; init; }
-    public required string Dtype { get; init; }
-    public required bool Causal { get; init; }
-    public required int Batch { get; init; }
-    public required int Seqlen { get; init; }
-    public required int Nheads { get; init; }
-    public required int Headdim { get; init; }
     public required string Reason { get; init; }
+}
+
+/// <summary>What identifies a configuration, measured (<see cref="BenchResult"/>) or not (<see cref="BenchSkip"/>).</summary>
+internal abstract record BenchEntry
+{
+    // Identity first in the JSON (derived records' properties would otherwise come first).
+    /// <summary>"ours:&lt;backend&gt;" (e.g. "ours:cpu", "ours:hopper_sm90"), or a peer: "torch-sdpa-flash", "torch-sdpa-cudnn", "onnxruntime-cpu".</summary>
+    [JsonPropertyOrder(-1)] public required string Impl { get; init; }
+    /// <summary>"fwd", "bwd" or "fwd+bwd".</summary>
+    [JsonPropertyOrder(-1)] public required string Direction { get; init; }
+    [JsonPropertyOrder(-1)] public required string Dtype { get; init; }
+    [JsonPropertyOrder(-1)] public required bool Causal { get; init; }
+    [JsonPropertyOrder(-1)] public required int Batch { get; init; }
+    [JsonPropertyOrder(-1)] public required int Seqlen { get; init; }
+    [JsonPropertyOrder(-1)] public required int Nheads { get; init; }
+    [JsonPropertyOrder(-1)] public required int Headdim { get; init; }
 }
 
 /// <summary>How the grid was run.</summary>

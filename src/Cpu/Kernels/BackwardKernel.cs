@@ -150,8 +150,9 @@ internal sealed unsafe class BackwardKernel<TOps, TVec>
         for (int first = tile.KeyBegin; first < tile.KeyEnd; first += KeysPerStep)
         {
             int keys = Math.Min(KeysPerStep, tile.KeyEnd - first);
-            float* valueRows = KeyValueTiles<TOps, TVec>.Load(plan, tile.Sequence, tile.KvHead, first, keys,
-                plan.Value, headDimV, worker.Values, plan.Key, headDim, worker.Keys, _keyStride, out nint valueStride);
+            float* valueRows = KeyValueTiles<TOps, TVec>.Rows(plan, tile.Sequence, tile.KvHead, first, keys,
+                plan.Value, headDimV, worker.Values, headDimV, out nint valueStride);
+            KeyValueTiles<TOps, TVec>.Copy(plan, tile.Sequence, tile.KvHead, first, keys, plan.Key, headDim, worker.Keys, _keyStride);
             TileGemm<TOps, TVec>.Multiply(keys, lanes, headDim, worker.Keys, _keyStride, 1, worker.QueryT, lanes, worker.Scores, lanes, accumulate: false);
             TileGemm<TOps, TVec>.Multiply(keys, lanes, headDimV, valueRows, valueStride, 1, worker.DOutT, lanes, worker.DScores, lanes, accumulate: false);
             bool masked = rows.NeedsMask(first, keys);

@@ -3,26 +3,38 @@ using System.Runtime.CompilerServices;
 namespace FlashAttention.Cpu;
 
 /// <summary>
-/// The streaming softmax of the forward pass (FlashAttention-2): per query row a running
-/// maximum m and sum ℓ over the key tiles seen so far, with earlier output rescaled by
-/// exp(m_old − m_new) whenever the maximum grows.
+/// The streaming softmax of the forward pass (FlashAttention-2): per query row a reference
+/// maximum m and a sum ℓ = Σ exp(s − m) over the key tiles seen so far, with earlier output
+/// rescaled by exp(m_old − m_new) whenever m moves.
 /// </summary>
+/// <remarks>
+/// m moves lazily (FlashAttention-4): only when a tile's maximum exceeds it by more than
+/// <see cref="RescaleThreshold"/>. The result is the same up to rounding — any reference works
+/// as long as probabilities, sum and output share it, and exp(s − m) ≤ e^5.5 cannot overflow —
+/// while after the first tiles of a row its output is almost never rescaled.
+/// </remarks>
 internal static unsafe class OnlineSoftmax<TOps, TVec>
     where TOps : struct, IVectorOps<TOps, TVec>
     where TVec : unmanaged
 {
+    /// <summary>How far a tile's maximum may exceed the reference before the reference moves.</summary>
+    private const float RescaleThreshold = 5.5f;
+
     /// <summary>
     /// Turns one tile of scores (keys × lanes, key k at <c>scores + k·lanes</c>) into
-    /// exp(s − m_new) in place, updating <paramref name="rowMax"/> and <paramref name="rowSum"/>
+    /// exp(s − m) in place, updating <paramref name="rowMax"/> and <paramref name="rowSum"/>
     /// and writing each lane's rescale factor for the earlier output to <paramref name="rescale"/>.
     /// </summary>
+    /// <returns>Whether some factor is not 1 (the output must be rescaled).</returns>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Update(float* scores, int keyCount, QueryRowBlock rows, in ScoreOptions options, bool masked,
+    public static bool Update(float* scores, int keyCount, QueryRowBlock rows, in ScoreOptions options, bool masked,
         float* rowMax, float* rowSum, float* rescale)
     {
         int w = TOps.Count, lanes = rows.Lanes;
         bool modify = options.Modifies(masked);
+        bool anyRescale = false;
         TVec negativeInfinity = TOps.Create(float.NegativeInfinity);
+        TVec threshold = TOps.Create(RescaleThreshold);
         for (int v = 0; v < lanes; v += w)
         {
             float* column = scores + v;
@@ -45,8 +57,9 @@ internal static unsafe class OnlineSoftmax<TOps, TVec>
             }
 
             TVec previous = TOps.Load(rowMax + v);
-            TVec current = TOps.Max(previous, tileMax);
-            // A row that has seen no key yet exponentiates against 0: exp(−∞ − 0) = 0, never NaN.
+            // A row's first visible tile always moves m (−∞ + threshold = −∞); a row that has
+            // seen no key yet keeps m = −∞ and exponentiates against 0: exp(−∞ − 0) = 0, never NaN.
+            TVec current = TOps.Select(TOps.CompareLessThan(TOps.Add(previous, threshold), tileMax), tileMax, previous);
             TVec reference = TOps.Select(TOps.CompareEqual(current, negativeInfinity), TOps.Zero, current);
             TVec sum = TOps.Zero;
             for (int k = 0; k < keyCount; k++)
@@ -55,11 +68,14 @@ internal static unsafe class OnlineSoftmax<TOps, TVec>
                 TOps.Store(column + k * lanes, p);
                 sum = TOps.Add(sum, p);
             }
-            TVec factor = TOps.Exp(TOps.Subtract(previous, reference));
+            // 1 where m stayed (also at −∞), else exp(m_old − m_new) < 1: the sum is w exactly when nothing moved.
+            TVec factor = TOps.Select(TOps.CompareEqual(previous, current), TOps.Create(1f), TOps.Exp(TOps.Subtract(previous, reference)));
+            anyRescale |= TOps.Sum(factor) < w;
             TOps.Store(rescale + v, factor);
             TOps.Store(rowSum + v, TOps.MultiplyAdd(TOps.Load(rowSum + v), factor, sum));
             TOps.Store(rowMax + v, current);
         }
+        return anyRescale;
     }
 
     /// <summary>

@@ -81,6 +81,30 @@ internal static unsafe class RowConversion<TOps, TVec>
             *target = rowBuffer[k];
     }
 
+    /// <summary>
+    /// destination[c·<paramref name="destinationStride"/> + r] = source[r·<paramref name="sourceStride"/> + c]
+    /// for r &lt; <paramref name="rows"/>, c &lt; <paramref name="columns"/>.
+    /// </summary>
+    /// <remarks>
+    /// In bands of 16 source rows: a band's lines (16 × columns floats) stay in L1 while each
+    /// destination line is written whole, whatever the tile sizes.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Transpose(float* source, int sourceStride, int rows, int columns, float* destination, int destinationStride)
+    {
+        const int band = 16;
+        for (int r0 = 0; r0 < rows; r0 += band)
+        {
+            int r1 = Math.Min(rows, r0 + band);
+            for (int c = 0; c < columns; c++)
+            {
+                float* target = destination + (nint)c * destinationStride;
+                for (int r = r0; r < r1; r++)
+                    target[r] = source[(nint)r * sourceStride + c];
+            }
+        }
+    }
+
     /// <summary>Zeroes column <paramref name="column"/> of a transposed tile (a padding lane).</summary>
     public static void ClearColumn(int count, float* tile, int ld, int column)
     {

@@ -92,22 +92,36 @@ internal sealed class AttentionMath(DType? lowPrecision)
         return m;
     }
 
+    /// <summary>
+    /// q of query head h and k, v of its kv head for one sequence. The low-precision baseline
+    /// reorders like upstream's reorder_ops: the scale multiplies K and dropout's 1/(1 − p)
+    /// multiplies V, each rounded to the dtype.
+    /// </summary>
+    private (double[] Q, double[] K, double[] V) GatherHead(RefPlan plan, RefSequence seq, int h)
+    {
+        var p = plan.P;
+        int g = h / (p.Hq / p.Hk);
+        double[] q = GatherQ(plan, seq, h);
+        double[] k = GatherKv(plan.K, seq.KRows, p.Hk, g, p.D);
+        double[] v = GatherKv(plan.V, seq.KRows, p.Hk, g, p.Dv);
+        if (!Exact)
+        {
+            for (int x = 0; x < k.Length; x++) k[x] = R(k[x] * p.Scale);
+            if (p.DropoutP > 0)
+            {
+                double invKeep = 1.0 / (1.0 - p.DropoutP);
+                for (int x = 0; x < v.Length; x++) v[x] = R(v[x] * invKeep);
+            }
+        }
+        return (q, k, v);
+    }
+
     private HeadState HeadForward(RefPlan plan, RefSequence seq, int h, out long visibleCount)
     {
         var p = plan.P;
         int sq = seq.Sq, sk = seq.Sk, d = p.D, dv = p.Dv;
-        int g = h / (p.Hq / p.Hk);
-        double[] q = GatherQ(plan, seq, h);
-        double[] k = GatherKv(plan.K, seq.KRows, p.Hk, g, d);
-        double[] v = GatherKv(plan.V, seq.KRows, p.Hk, g, dv);
+        var (q, k, v) = GatherHead(plan, seq, h);
         double invKeep = p.DropoutP > 0 ? 1.0 / (1.0 - p.DropoutP) : 1.0;
-        if (!Exact)
-        {
-            // reorder_ops: the scale multiplies K (rounded); dropout's 1/(1-p) multiplies V (rounded).
-            for (int x = 0; x < k.Length; x++) k[x] = R(k[x] * p.Scale);
-            if (p.DropoutP > 0)
-                for (int x = 0; x < v.Length; x++) v[x] = R(v[x] * invKeep);
-        }
         double c = p.Softcap;
         double? sink = p.Sinks?[h];
         var st = new HeadState
@@ -249,17 +263,8 @@ internal sealed class AttentionMath(DType? lowPrecision)
     {
         var p = plan.P;
         int sq = seq.Sq, sk = seq.Sk, d = p.D, dvDim = p.Dv;
-        int g = h / (p.Hq / p.Hk);
-        double[] q = GatherQ(plan, seq, h);
-        double[] k = GatherKv(plan.K, seq.KRows, p.Hk, g, d);
-        double[] v = GatherKv(plan.V, seq.KRows, p.Hk, g, dvDim);
+        var (q, k, v) = GatherHead(plan, seq, h);
         double invKeep = p.DropoutP > 0 ? 1.0 / (1.0 - p.DropoutP) : 1.0;
-        if (!Exact)
-        {
-            for (int x = 0; x < k.Length; x++) k[x] = R(k[x] * p.Scale);
-            if (p.DropoutP > 0)
-                for (int x = 0; x < v.Length; x++) v[x] = R(v[x] * invKeep);
-        }
         double c = p.Softcap;
         // Per query head accumulators (low precision: fp32 sums rounded once at the end of the head).
         var dkH = new double[sk * d];
