@@ -11,7 +11,7 @@ internal static class CpuAttention<TOps, TVec>
         {
             case AttentionOp.Forward:
                 using (var plan = new AttentionPlan(args, SequenceLayout.ForAttention(args), args.Q))
-                    ForwardKernel<TOps, TVec>.Run(plan, maxWorkers);
+                    ForwardKernel<TOps, TVec>.Run(plan, maxWorkers, stageKeyValues: true);
                 break;
             case AttentionOp.Backward:
                 using (var plan = new AttentionPlan(args, SequenceLayout.ForAttention(args), args.Q))
@@ -34,6 +34,6 @@ internal static class CpuAttention<TOps, TVec>
         using var plan = new AttentionPlan(args, SequenceLayout.ForKvCache(args, cacheSeqlens), query);
         if (args.KNew is not null)
             KvCacheUpdate<TOps, TVec>.Append(args, plan, cacheSeqlens, rotary, maxWorkers);
-        ForwardKernel<TOps, TVec>.Run(plan, maxWorkers);
+        ForwardKernel<TOps, TVec>.Run(plan, maxWorkers, stageKeyValues: false);
     }
 }

@@ -33,18 +33,24 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
 
     private readonly AttentionPlan _plan;
     private readonly ScoreOptions _options;
+    private readonly TensorRows _keys, _values;
     private readonly int _splits;
     private readonly SplitKvPartials? _partials;
 
-    private ForwardKernel(AttentionPlan plan, int splits, SplitKvPartials? partials)
+    private ForwardKernel(AttentionPlan plan, int splits, SplitKvPartials? partials, StagedKeyValues? staged)
     {
         _plan = plan;
+        _keys = staged?.Keys ?? plan.Key;
+        _values = staged?.Values ?? plan.Value;
         _options = new ScoreOptions(plan);
         _splits = splits;
         _partials = partials;
     }
 
-    public static void Run(AttentionPlan plan, int maxWorkers)
+    /// <param name="plan">The call.</param>
+    /// <param name="maxWorkers">Threads to use.</param>
+    /// <param name="stageKeyValues">Whether k/v may be staged (<see cref="StagedKeyValues"/>); not for a KV cache, most of whose rows are unused.</param>
+    public static void Run(AttentionPlan plan, int maxWorkers, bool stageKeyValues)
     {
         var tiles = QueryTile.Enumerate(plan, QueryRowsPerTile);
         int longestKeyTiles = tiles.Length == 0 ? 0 : tiles.Max(t => (t.KeyEnd - t.KeyBegin + KeysPerTile - 1) / KeysPerTile);
@@ -54,7 +60,8 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
         using var partials = splits > 1
             ? new SplitKvPartials(splits, plan.Problem.TotalQ, plan.Problem.NheadsQ, RoundUpToLanes(plan.HeadDimV))
             : null;
-        var kernel = new ForwardKernel<TOps, TVec>(plan, splits, partials);
+        using var staged = stageKeyValues ? StagedKeyValues.TryCreate<TOps, TVec>(plan, tiles.Length * splits, maxWorkers) : null;
+        var kernel = new ForwardKernel<TOps, TVec>(plan, splits, partials, staged);
         WorkScheduler.Run(tiles.Length * splits, maxWorkers, () => new Worker(plan),
             (worker, item) => kernel.RunItem(worker, tiles[item / splits], item % splits));
         partials?.Combine<TOps, TVec>(plan, maxWorkers);
@@ -62,7 +69,6 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
 
     private static int RoundUpToLanes(int count) => (count + TOps.Count - 1) / TOps.Count * TOps.Count;
 
-    private static int PaddedStride(int width) => RoundUpToLanes(width) + TOps.Count;
 
     private void RunItem(Worker worker, QueryTile tile, int split)
     {
@@ -84,10 +90,10 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
         {
             int keys = Math.Min(KeysPerTile, end - first);
             float* keyRows = KeyValueTiles<TOps, TVec>.Rows(plan, tile.Sequence, tile.KvHead, first, keys,
-                plan.Key, headDim, worker.Keys, worker.KeyStride, out nint keyStride);
+                _keys, headDim, worker.Keys, worker.KeyStride, out nint keyStride);
             float* valueRows = KeyValueTiles<TOps, TVec>.Rows(plan, tile.Sequence, tile.KvHead, first, keys,
-                plan.Value, headDimV, worker.Values, worker.ValueStride, out nint valueStride);
-            KeyValueTiles<TOps, TVec>.Prefetch(plan, tile.Sequence, tile.KvHead, first + keys, Math.Min(KeysPerTile, end - first - keys));
+                _values, headDimV, worker.Values, worker.ValueStride, out nint valueStride);
+            KeyValueTiles<TOps, TVec>.Prefetch(plan, _keys, _values, tile.Sequence, tile.KvHead, first + keys, Math.Min(KeysPerTile, end - first - keys));
             TileGemm<TOps, TVec>.Multiply(keys, lanes, headDim, keyRows, keyStride, 1, worker.QueryT, lanes,
                 worker.Scores, lanes, accumulate: false);
             bool masked = rows.NeedsMask(first, keys);
@@ -202,8 +208,8 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
             Rows = new QueryRowBlock(QueryRowsPerTile, _scratch);
             QueryT = _scratch.Floats(plan.HeadDim * QueryRowsPerTile);
             Scores = _scratch.Floats(KeysPerTile * QueryRowsPerTile);
-            KeyStride = PaddedStride(plan.HeadDim);
-            ValueStride = PaddedStride(plan.HeadDimV);
+            KeyStride = KeyValueTiles<TOps, TVec>.PaddedStride(plan.HeadDim);
+            ValueStride = KeyValueTiles<TOps, TVec>.PaddedStride(plan.HeadDimV);
             Keys = _scratch.Floats(KeysPerTile * KeyStride);
             Values = _scratch.Floats(KeysPerTile * ValueStride);
             OutT = _scratch.Floats(plan.HeadDimV * QueryRowsPerTile);

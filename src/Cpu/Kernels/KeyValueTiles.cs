@@ -33,7 +33,7 @@ internal static unsafe class KeyValueTiles<TOps, TVec>
         TensorRows tensor, int width, float* scratch, int scratchStride, out nint rowStride)
     {
         var (entry, row, run) = plan.Layout.KeyRun(sequence, first, count);
-        if (run == count && tensor.DType == DType.Float32 && !AliasesInL1(tensor.RowBytes))
+        if (run == count && ReadableInPlace(tensor))
         {
             rowStride = (nint)tensor.RowStride;
             return (float*)tensor.At(entry, row, kvHead);
@@ -53,6 +53,12 @@ internal static unsafe class KeyValueTiles<TOps, TVec>
     /// d = 128 about 10 % faster than reading in place.
     /// </summary>
     private static bool AliasesInL1(long rowBytes) => (rowBytes & 511) == 0;
+
+    /// <summary>Whether rows of <paramref name="tensor"/> are fp32 at a stride the products may read in place.</summary>
+    public static bool ReadableInPlace(TensorRows tensor) => tensor.DType == DType.Float32 && !AliasesInL1(tensor.RowBytes);
+
+    /// <summary>Row stride of a copied tile: whole registers plus one, so rows do not alias in L1.</summary>
+    public static int PaddedStride(int width) => (width + TOps.Count - 1) / TOps.Count * TOps.Count + TOps.Count;
 
     /// <summary>Converts rows of keys [first, first + count) of one kv head into <paramref name="scratch"/>, row stride <paramref name="stride"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -74,11 +80,9 @@ internal static unsafe class KeyValueTiles<TOps, TVec>
     /// decoding (few query rows per key) is bound by exactly this memory traffic.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Prefetch(AttentionPlan plan, int sequence, int kvHead, int first, int count)
+    public static void Prefetch(AttentionPlan plan, TensorRows key, TensorRows value, int sequence, int kvHead, int first, int count)
     {
         if (!Sse.IsSupported) return;
-        var key = plan.Key;
-        var value = plan.Value;
         int keyBytes = plan.HeadDim * key.DType.SizeOf(), valueBytes = plan.HeadDimV * value.DType.SizeOf();
         for (int k = 0; k < count;)
         {

@@ -33,6 +33,21 @@ internal readonly unsafe struct TensorRows
     public byte* At(int entry, int row, int head) =>
         _origin + (entry * _entryStride + row * _rowStride + head * _headStride) * _elementSize;
 
+    public int Entries => _entries;
+    public int Rows => _rows;
+    public int Heads => _heads;
+
+    /// <summary>Rows over all entries and heads.</summary>
+    public long RowCount => (long)_entries * _rows * _heads;
+
+    /// <summary>
+    /// The same (entry, row, head) addressing over an fp32 buffer laid out (entry, head, row,
+    /// <paramref name="rowStride"/>): each head's rows consecutive at a chosen stride.
+    /// </summary>
+    public TensorRows Staged(float* buffer, int rowStride) =>
+        new((byte*)buffer, DType.Float32, ((long)_heads * _rows * rowStride, rowStride, (long)_rows * rowStride),
+            (_entries, _rows, _heads, _width));
+
     /// <summary>Zeroes every element of the view (and nothing around it: views may be slices of packed tensors).</summary>
     public void Clear()
     {

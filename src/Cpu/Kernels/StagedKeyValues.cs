@@ -1,0 +1,114 @@
+using System.Runtime.InteropServices;
+
+namespace FlashAttention.Cpu;
+
+/// <summary>
+/// k and v converted once per forward call to fp32 rows with a padded stride, laid out
+/// (entry, head, row, padded width), when several query tiles read each kv head.
+/// </summary>
+/// <remarks>
+/// Without it every work item converts (or, for fp32 at strides that alias in L1, copies)
+/// the key and value tiles it walks, once per query tile: at b 1, s 4096, h 8, d 128, fp32,
+/// one thread, those per-item copies took 52 of 426 ms (2026-11-23), and with fp16/bf16 inputs
+/// each item widens every k/v element again. Staged once, the rows are read in place.
+/// The buffer is pooled across calls (a fresh one would page-fault on every call).
+/// </remarks>
+internal sealed unsafe class StagedKeyValues : IDisposable
+{
+    /// <summary>Largest staging buffer (both tensors); beyond it items copy their tiles as before.</summary>
+    private const long MaxBytes = 1L << 30;
+
+    /// <summary>Largest buffer kept between calls.</summary>
+    private const long MaxPooledBytes = 256L << 20;
+
+    private static PooledBuffer? s_pooled;
+
+    private readonly PooledBuffer _buffer;
+
+    private StagedKeyValues(PooledBuffer buffer, TensorRows keys, TensorRows values)
+    {
+        _buffer = buffer;
+        Keys = keys;
+        Values = values;
+    }
+
+    public TensorRows Keys { get; }
+    public TensorRows Values { get; }
+
+    /// <summary>
+    /// Stages k and v of <paramref name="plan"/> when that saves work: at least two query tiles per
+    /// kv head on average, and rows that items could not read in place (not fp32, or an aliasing stride).
+    /// </summary>
+    public static StagedKeyValues? TryCreate<TOps, TVec>(AttentionPlan plan, int itemCount, int maxWorkers)
+        where TOps : struct, IVectorOps<TOps, TVec>
+        where TVec : unmanaged
+    {
+        var key = plan.Key;
+        var value = plan.Value;
+        int kvHeads = plan.Layout.Batch * plan.Problem.NheadsKv;
+        if (itemCount < 2 * kvHeads) return null;
+        if (KeyValueTiles<TOps, TVec>.ReadableInPlace(key) && KeyValueTiles<TOps, TVec>.ReadableInPlace(value)) return null;
+
+        int keyWidth = KeyValueTiles<TOps, TVec>.PaddedStride(plan.HeadDim);
+        int valueWidth = KeyValueTiles<TOps, TVec>.PaddedStride(plan.HeadDimV);
+        long keyFloats = key.RowCount * keyWidth, valueFloats = value.RowCount * valueWidth;
+        long bytes = (keyFloats + valueFloats) * sizeof(float);
+        if (bytes > MaxBytes) return null;
+
+        var buffer = Interlocked.Exchange(ref s_pooled, null);
+        if (buffer is not null && buffer.Bytes < bytes)
+        {
+            buffer.Free();
+            buffer = null;
+        }
+        buffer ??= new PooledBuffer(bytes);
+        var staged = new StagedKeyValues(buffer,
+            key.Staged(buffer.Start, keyWidth), value.Staged(buffer.Start + keyFloats, valueWidth));
+        int units = key.Entries * key.Heads;
+        WorkScheduler.Run(units, maxWorkers, () => NoState.Instance, (_, unit) =>
+        {
+            int entry = unit / key.Heads, head = unit % key.Heads;
+            Convert<TOps, TVec>(key, staged.Keys, entry, head, plan.HeadDim);
+            Convert<TOps, TVec>(value, staged.Values, entry, head, plan.HeadDimV);
+        });
+        return staged;
+    }
+
+    private static void Convert<TOps, TVec>(TensorRows source, TensorRows target, int entry, int head, int width)
+        where TOps : struct, IVectorOps<TOps, TVec>
+        where TVec : unmanaged
+    {
+        for (int row = 0; row < source.Rows; row++)
+            RowConversion<TOps, TVec>.Load(source.At(entry, row, head), source.DType, (float*)target.At(entry, row, head), width, 1f);
+    }
+
+    public void Dispose()
+    {
+        // Pooled for the next call unless huge; one a concurrent call pooled meanwhile is freed.
+        if (_buffer.Bytes > MaxPooledBytes)
+            _buffer.Free();
+        else
+            Interlocked.Exchange(ref s_pooled, _buffer)?.Free();
+    }
+
+    private sealed class PooledBuffer(long bytes)
+    {
+        public long Bytes { get; } = bytes;
+        public float* Start { get; private set; } = (float*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+
+        public void Free()
+        {
+            NativeMemory.AlignedFree(Start);
+            Start = null;
+        }
+    }
+
+    private sealed class NoState : IDisposable
+    {
+        public static readonly NoState Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
+}
