@@ -10,6 +10,10 @@ JSON file (bench/README.md), so that `flashattn plot` draws ours and the peers t
     flashattn plot --in results.json --out results.png
 
 Same shapes, FLOP formula and statistic (median of --iters after --warmup, CUDA events) as ours.
+
+--decode times the decode grid of `flashattn bench --decode` instead: q of one row per sequence
+against full K/V caches of --seqlen keys (defaults: d 128, kv 8k-64k, batch 8-64, bf16), reported
+as GB/s of the bytes moved next to a device-to-device copy's GB/s (bytes read + written).
 """
 
 import argparse
@@ -28,16 +32,23 @@ def parse_args():
     p.add_argument("--merge", metavar="FILE", help="append to this flashattn-bench/1 file (created if missing)")
     p.add_argument("--out", metavar="FILE", help="write here instead of --merge's file")
     p.add_argument("--impl", default="flash,cudnn", help="SDPA backends: flash, cudnn, efficient, math (comma-separated)")
-    p.add_argument("--headdim", default="64,128,256")
-    p.add_argument("--seqlen", default="512,1024,2048,4096,8192,16384")
+    p.add_argument("--headdim", help="default 64,128,256; decode: 128")
+    p.add_argument("--seqlen", help="default 512,...,16384; decode: the kv lengths 8192,16384,32768,65536")
     p.add_argument("--causal", default="both", choices=["both", "true", "false"])
     p.add_argument("--direction", default="fwd,bwd,fwd+bwd")
-    p.add_argument("--dtype", default="bf16,fp16")
+    p.add_argument("--dtype", help="default bf16,fp16; decode: bf16")
+    p.add_argument("--decode", action="store_true", help="the decode grid (see above) instead of the standard one")
+    p.add_argument("--batch", default="8,16,32,64", help="decode: batch sizes")
+    p.add_argument("--kv-heads", type=int, help="decode: key/value heads [default: nheads]")
     p.add_argument("--tokens", type=int, default=16384, help="tokens per batch (batch = tokens / seqlen)")
     p.add_argument("--model-dim", type=int, default=2048, help="nheads = model dim / headdim")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=10)
-    return p.parse_args()
+    args = p.parse_args()
+    args.headdim = args.headdim or ("128" if args.decode else "64,128,256")
+    args.seqlen = args.seqlen or ("8192,16384,32768,65536" if args.decode else "512,1024,2048,4096,8192,16384")
+    args.dtype = args.dtype or ("bf16" if args.decode else "bf16,fp16")
+    return args
 
 
 def cpu_model():
@@ -69,6 +80,49 @@ def median_ms(torch, fn, warmup, iters):
         end.synchronize()
         times.append(start.elapsed_time(end))
     return statistics.median(times), min(times)
+
+
+def run_decode(args, torch, F, sdpa_kernel, backends, dtypes, impls, headdims, seqlens, dtype_names, doc):
+    """One query row per sequence against full caches (b, kv, h_kv, d), viewed as SDPA's (b, h, s, d)."""
+    batches = [int(x) for x in args.batch.split(",")]
+    # A device-to-device copy of 1 GiB, bytes read + written, as `flashattn bench --decode` measures it.
+    src = torch.empty(2**29, device="cuda", dtype=torch.bfloat16)
+    dst = torch.empty_like(src)
+    copy_ms, _ = median_ms(torch, lambda: dst.copy_(src), 3, 10)
+    copy_gbps = 2 * src.numel() * src.element_size() / (copy_ms * 1e-3) / 1e9
+    del src, dst
+    print(f"device copy: {copy_gbps:.0f} GB/s (bytes read + written)", flush=True)
+    for impl in impls:
+        for dname in dtype_names:
+            dtype = dtypes[dname]
+            for d in headdims:
+                h = args.model_dim // d
+                hk = args.kv_heads or h
+                for b in batches:
+                    for kv in seqlens:
+                        entry = {"impl": f"torch-sdpa-{impl}", "direction": "decode", "dtype": dname, "causal": False,
+                                 "batch": b, "seqlen": kv, "nheads": h, "headdim": d, "seqlen_q": 1, "nheads_kv": hk}
+                        try:
+                            q = torch.randn(b, 1, h, d, device="cuda", dtype=dtype).transpose(1, 2)
+                            k, v = (torch.randn(b, kv, hk, d, device="cuda", dtype=dtype).transpose(1, 2) for _ in range(2))
+                            gqa = {"enable_gqa": True} if hk != h else {}
+                            with sdpa_kernel(backends[impl]):
+                                def fwd():
+                                    return F.scaled_dot_product_attention(q, k, v, **gqa)
+                                ms, ms_min = median_ms(torch, fwd, args.warmup, args.iters)
+                            moved = (2.0 * b * kv * hk * d + 2.0 * b * h * d) * q.element_size()
+                            entry.update({"ms": ms, "ms_min": ms_min, "iters": args.iters, "device": "cuda:0",
+                                          "tflops": 4.0 * b * h * kv * d / (ms * 1e-3) / 1e12,
+                                          "gbps": moved / (ms * 1e-3) / 1e9, "copy_gbps": copy_gbps})
+                            doc["results"].append(entry)
+                            print(f"{entry['impl']:18} decode {dname} d={d:3} b={b:3} kv={kv:6} {ms:8.3f} ms "
+                                  f"{entry['gbps']:7.0f} GB/s ({entry['gbps'] / copy_gbps:4.0%} of copy)", flush=True)
+                        except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+                            entry["reason"] = str(e).splitlines()[0] if str(e) else type(e).__name__
+                            doc["skipped"].append(entry)
+                            print(f"{entry['impl']:18} decode {dname} d={d:3} b={b:3} kv={kv:6} skipped: {entry['reason']}", flush=True)
+                        q = k = v = None
+                        torch.cuda.empty_cache()
 
 
 def main():
@@ -119,7 +173,9 @@ def main():
     software["cudnn"] = str(torch.backends.cudnn.version())
     software["python"] = platform.python_version()
 
-    for impl in impls:
+    if args.decode:
+        run_decode(args, torch, F, sdpa_kernel, backends, dtypes, impls, headdims, seqlens, dtype_names, doc)
+    for impl in impls if not args.decode else []:
         for dname in dtype_names:
             dtype = dtypes[dname]
             for d in headdims:

@@ -44,12 +44,15 @@ internal static class BenchCommand
     private static readonly Option<int?> ModelDim = new("--model-dim") { Description = "Model dim (nheads = model dim / headdim) [default: 2048; quick: 512]" };
     private static readonly Option<bool> CheckOpt = new("--check") { Description = "Also record max |out − float64 reference| on the first sequence (slow for long sequences)" };
     private static readonly Option<string?> Out = new("--out", "-o") { Description = "Write the results as JSON to this file (schema: bench/README.md)" };
+    private static readonly Option<bool> Decode = new("--decode") { Description = "The decode grid instead: ForwardWithKvCache with one query row per sequence against a full cache of --seqlen keys, reported as GB/s next to a device copy's bandwidth [default: d 128, kv 8k–64k, batch 8–64]" };
+    private static readonly Option<string?> BatchOpt = new("--batch") { Description = "Decode: batch sizes, comma-separated [default: 8,16,32,64]" };
+    private static readonly Option<int?> KvHeads = new("--kv-heads") { Description = "Decode: key/value heads of the cache [default: nheads = model dim / d]" };
 
     public static Command Create()
     {
         var command = new Command("bench", "Benchmark the standard grid of DESIGN.md (filters narrow it; --quick is a tiny grid for CPUs) and write JSON.")
         {
-            Headdim, Seqlen, Causal, Direction, DTypeOpt, Backend, Quick, Warmup, Iters, Tokens, ModelDim, CheckOpt, Out,
+            Headdim, Seqlen, Causal, Direction, DTypeOpt, Backend, Quick, Warmup, Iters, Tokens, ModelDim, CheckOpt, Out, Decode, BatchOpt, KvHeads,
         };
         Causal.AcceptOnlyFromAmong("both", "true", "false");
         command.SetAction(parse => CliErrors.Guard(parse, () => Execute(parse)));
@@ -58,6 +61,9 @@ internal static class BenchCommand
 
     private static int Execute(ParseResult parse)
     {
+        if (parse.GetValue(Decode)) return ExecuteDecode(parse);
+        if (parse.GetValue(BatchOpt) is not null || parse.GetValue(KvHeads) is not null)
+            throw new UsageException("--batch and --kv-heads belong to the decode grid (--decode).");
         bool quick = parse.GetValue(Quick);
         int tokens = parse.GetValue(Tokens) ?? (quick ? 2048 : 16384);
         int modelDim = parse.GetValue(ModelDim) ?? (quick ? 512 : 2048);
@@ -85,21 +91,70 @@ internal static class BenchCommand
 
         var dispatcher = parse.GetValue(Backend) is string name ? Dispatcher.Default.WithBackend(name) : Dispatcher.Default;
         var runner = new BenchRunner(dispatcher, tokens, modelDim, warmup, iters, parse.GetValue(CheckOpt));
+        AnsiConsole.MarkupLine($"[bold]bench[/] {grid.Count} configs: tokens {tokens}, model dim {modelDim}, warm-up {warmup}, {iters} timed runs each (median)");
+        var jobs = grid.Select(c => (c.Describe(), (Func<(BenchResult?, BenchSkip?)>)(() => runner.Run(c)))).ToList();
+        return RunJobs(parse, jobs, tokens, modelDim, warmup, iters,
+            "median of iters calls after warmup calls; CUDA events on GPUs, stopwatch on the CPU");
+    }
+
+    /// <summary>
+    /// <c>--decode</c>: batch × kv length × head dim × dtype, q (b, 1, h, d), caches (b, kv, h_kv, d)
+    /// filled to the end (cache_seqlens = kv), no append, num_splits = 0.
+    /// </summary>
+    private static int ExecuteDecode(ParseResult parse)
+    {
+        if (parse.GetValue(Quick)) throw new UsageException("--quick has no decode grid; narrow it with --batch, --seqlen and --headdim.");
+        if (parse.GetValue(Direction) is not null || parse.GetValue(Causal) != "both" || parse.GetValue(Tokens) is not null || parse.GetValue(CheckOpt))
+            throw new UsageException("--direction, --causal, --tokens and --check do not apply to --decode.");
+        int modelDim = parse.GetValue(ModelDim) ?? 2048;
+        int warmup = parse.GetValue(Warmup) ?? 2;
+        int iters = parse.GetValue(Iters) ?? 10;
+        var headdims = IntList(parse.GetValue(Headdim), "--headdim") ?? [128];
+        var kvLens = IntList(parse.GetValue(Seqlen), "--seqlen") ?? [8192, 16384, 32768, 65536];
+        var batches = IntList(parse.GetValue(BatchOpt), "--batch") ?? [8, 16, 32, 64];
+        var dtypes = (StringList(parse.GetValue(DTypeOpt), "--dtype", ["bf16", "fp16", "fp32"]) ?? ["bf16"]).Select(DTypes.Parse).ToArray();
+        int? kvHeads = parse.GetValue(KvHeads);
+        if (modelDim < 1 || iters < 1 || warmup < 0 || kvHeads < 1)
+            throw new UsageException("--model-dim, --iters and --kv-heads must be >= 1 and --warmup >= 0.");
+        foreach (int d in headdims)
+        {
+            if (modelDim % d != 0) throw new UsageException($"--model-dim ({modelDim}) must be a multiple of every head dim; {d} does not divide it.");
+            if (kvHeads is int hk && modelDim / d % hk != 0)
+                throw new UsageException($"--kv-heads {hk} must divide the query heads ({modelDim / d} at d={d}).");
+        }
+
+        var grid = (from dt in dtypes
+                    from d in headdims
+                    from b in batches
+                    from kv in kvLens
+                    select new DecodeConfig(dt, d, b, kv, modelDim / d, kvHeads ?? modelDim / d)).ToList();
+        var dispatcher = parse.GetValue(Backend) is string name ? Dispatcher.Default.WithBackend(name) : Dispatcher.Default;
+        var runner = new DecodeRunner(dispatcher, DecodeRunner.MaxCacheElements(grid), warmup, iters);
+        AnsiConsole.MarkupLine($"[bold]bench --decode[/] {grid.Count} configs: model dim {modelDim}, one query row per sequence, warm-up {warmup}, {iters} timed runs each (median)");
+        var jobs = grid.Select(c => (c.Describe(), (Func<(BenchResult?, BenchSkip?)>)(() => runner.Run(c)))).ToList();
+        return RunJobs(parse, jobs, 0, modelDim, warmup, iters,
+            "decode: ForwardWithKvCache, q (b, 1, h, d), full caches (cache_seqlens = kv length), no append, num_splits = 0; " +
+            "median of iters calls after warmup calls, CUDA events on GPUs; gbps = bytes moved (caches read once, q read, out written) / median; " +
+            "copy_gbps = a device-to-device copy of up to 1 GiB, bytes read + written / median of 10",
+            "decode: 4·b·h·kv·d (the forward with one query row)");
+    }
+
+    private static int RunJobs(ParseResult parse, List<(string Describe, Func<(BenchResult?, BenchSkip?)> Run)> jobs,
+        int tokens, int modelDim, int warmup, int iters, string timing, string? flops = null)
+    {
         var results = new List<BenchResult>();
         var skipped = new List<BenchSkip>();
-
-        AnsiConsole.MarkupLine($"[bold]bench[/] {grid.Count} configs: tokens {tokens}, model dim {modelDim}, warm-up {warmup}, {iters} timed runs each (median)");
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var task = ctx.AddTask("starting", maxValue: grid.Count);
-                foreach (var config in grid)
+                var task = ctx.AddTask("starting", maxValue: jobs.Count);
+                foreach (var (describe, run) in jobs)
                 {
-                    task.Description = Markup.Escape(config.Describe());
-                    var outcome = runner.Run(config);
-                    if (outcome.Result is not null) results.Add(outcome.Result);
-                    if (outcome.Skip is not null) skipped.Add(outcome.Skip);
+                    task.Description = Markup.Escape(describe);
+                    var (result, skip) = run();
+                    if (result is not null) results.Add(result);
+                    if (skip is not null) skipped.Add(skip);
                     task.Increment(1);
                 }
                 task.Description = "done";
@@ -109,16 +164,17 @@ internal static class BenchCommand
         string? outPath = parse.GetValue(Out);
         if (outPath is not null)
         {
+            var settings = new BenchSettings
+            {
+                Command = "flashattn " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+                Tokens = tokens, ModelDim = modelDim, Warmup = warmup, Iters = iters,
+                Timing = timing,
+            };
             var file = new BenchFile
             {
                 Date = BenchFile.Now(),
                 Machine = MachineInfo.Record(),
-                Settings = new BenchSettings
-                {
-                    Command = "flashattn " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
-                    Tokens = tokens, ModelDim = modelDim, Warmup = warmup, Iters = iters,
-                    Timing = "median of iters calls after warmup calls; CUDA events on GPUs, stopwatch on the CPU",
-                },
+                Settings = flops is null ? settings : settings with { Flops = flops },
                 Results = results,
                 Skipped = skipped,
             };
@@ -138,6 +194,8 @@ internal static class BenchCommand
         table.AddColumns("dir", "dtype", "causal", "d", "seqlen", "b×h", "median", giga ? "GFLOP/s" : "TFLOP/s");
         bool anyErr = results.Any(r => r.MaxErr is not null);
         if (anyErr) table.AddColumn("max err");
+        bool anyGbps = results.Any(r => r.Gbps is not null);
+        if (anyGbps) table.AddColumns("GB/s", "of copy");
         foreach (var r in results)
         {
             var row = new List<string>();
@@ -147,11 +205,16 @@ internal static class BenchCommand
                 Timing.FormatMs(r.Ms), (giga ? r.Tflops * 1e3 : r.Tflops).ToString("0.00", CultureInfo.InvariantCulture),
             ]);
             if (anyErr) row.Add(r.MaxErr is double e ? e.ToString("0.0e0", CultureInfo.InvariantCulture) : "");
+            if (anyGbps)
+                row.AddRange([
+                    r.Gbps is double g ? g.ToString("0", CultureInfo.InvariantCulture) : "",
+                    r.Gbps is double g2 && r.CopyGbps is double c && c > 0 ? (g2 / c).ToString("0%", CultureInfo.InvariantCulture) : "",
+                ]);
             table.AddRow(row.ToArray());
         }
         if (results.Count > 0) AnsiConsole.Write(table);
         foreach (var s in skipped)
-            AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape($"{s.Direction} {s.Dtype} d={s.Headdim} s={s.Seqlen}{(s.Causal ? " causal" : "")}")}: {Markup.Escape(s.Reason)}");
+            AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape($"{s.Direction} {s.Dtype} d={s.Headdim} s={s.Seqlen} b={s.Batch}{(s.Causal ? " causal" : "")}")}: {Markup.Escape(s.Reason)}");
 
         static string I(int x) => x.ToString(CultureInfo.InvariantCulture);
     }

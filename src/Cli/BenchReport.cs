@@ -20,6 +20,10 @@ internal sealed record BenchResult : BenchEntry
     public string? Device { get; init; }
     /// <summary>max |out − float64 reference| (first sequence of the batch), when checked.</summary>
     public double? MaxErr { get; init; }
+    /// <summary>Decode: bytes the call must move (both caches read, q read, out written) / median time, in GB/s.</summary>
+    public double? Gbps { get; init; }
+    /// <summary>Decode: GB/s of a device-to-device copy on the same device in the same run (bytes read + written).</summary>
+    public double? CopyGbps { get; init; }
 }
 
 /// <summary>A configuration that could not run (refused by every backend, out of memory …).</summary>
@@ -34,7 +38,7 @@ internal abstract record BenchEntry
     // Identity first in the JSON (derived records' properties would otherwise come first).
     /// <summary>"ours:&lt;backend&gt;" (e.g. "ours:cpu", "ours:hopper_sm90"), or a peer: "torch-sdpa-flash", "torch-sdpa-cudnn", "onnxruntime-cpu".</summary>
     [JsonPropertyOrder(-1)] public required string Impl { get; init; }
-    /// <summary>"fwd", "bwd" or "fwd+bwd".</summary>
+    /// <summary>"fwd", "bwd", "fwd+bwd", or "decode" (<c>bench --decode</c>: <see cref="Seqlen"/> is the kv length).</summary>
     [JsonPropertyOrder(-1)] public required string Direction { get; init; }
     [JsonPropertyOrder(-1)] public required string Dtype { get; init; }
     [JsonPropertyOrder(-1)] public required bool Causal { get; init; }
@@ -42,6 +46,10 @@ internal abstract record BenchEntry
     [JsonPropertyOrder(-1)] public required int Seqlen { get; init; }
     [JsonPropertyOrder(-1)] public required int Nheads { get; init; }
     [JsonPropertyOrder(-1)] public required int Headdim { get; init; }
+    /// <summary>Decode: query rows per sequence (1); absent in the standard grid, where it equals <see cref="Seqlen"/>.</summary>
+    [JsonPropertyOrder(-1)] public int? SeqlenQ { get; init; }
+    /// <summary>Decode: key/value heads of the cache; absent in the standard grid, where it equals <see cref="Nheads"/>.</summary>
+    [JsonPropertyOrder(-1)] public int? NheadsKv { get; init; }
 }
 
 /// <summary>How the grid was run.</summary>

@@ -80,9 +80,13 @@ internal static class MachineInfo
         GitCommit = GitCommit(),
     };
 
-    /// <summary>HEAD of the repository around the working directory, with "-dirty" when there are local changes; null without git.</summary>
+    /// <summary>
+    /// HEAD of the repository around the working directory, with "-dirty" when there are local changes; null without git.
+    /// FLASHATTN_GIT_COMMIT overrides it (the GPU machine gets a copy of the tree without .git; tools/device/gpu-check.sh sets it).
+    /// </summary>
     public static string? GitCommit()
     {
+        if (Environment.GetEnvironmentVariable("FLASHATTN_GIT_COMMIT") is { Length: > 0 } given) return given;
         string? head = Git("rev-parse HEAD");
         if (head is null) return null;
         string? status = Git("status --porcelain --untracked-files=no");

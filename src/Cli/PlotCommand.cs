@@ -8,7 +8,8 @@ namespace FlashAttention.Cli;
 
 /// <summary>
 /// <c>flashattn plot</c>: a PNG with one panel per (direction, headdim, causal), throughput vs
-/// seqlen, one series per implementation (and dtype, when the file holds several).
+/// seqlen, one series per implementation (and dtype, when the file holds several); decode results
+/// (<c>bench --decode</c>) as GB/s vs kv length, one series per implementation and batch.
 /// </summary>
 internal static class PlotCommand
 {
@@ -23,7 +24,7 @@ internal static class PlotCommand
 
     public static Command Create()
     {
-        var command = new Command("plot", "Plot benchmark JSON as PNG: TFLOP/s vs seqlen, one panel per (direction, headdim, causal), one series per implementation.")
+        var command = new Command("plot", "Plot benchmark JSON as PNG: TFLOP/s vs seqlen, one panel per (direction, headdim, causal), one series per implementation (decode: GB/s vs kv length, a series per implementation and batch).")
         {
             In, Out, DTypeOpt, Width, Height,
         };
@@ -71,15 +72,17 @@ internal static class PlotCommand
         bool severalDtypes = results.Select(r => r.Dtype).Distinct().Count() > 1;
         // Files with several shapes per seqlen (e.g. the CPU-peer file's batch 1 and 4) get a series per shape;
         // in the standard grid batch follows from seqlen, so it stays one series per implementation.
-        bool severalShapes = results.GroupBy(r => (SeriesName(r, severalDtypes, false), r.Direction, r.Headdim, r.Causal, r.Seqlen)).Any(g => g.Count() > 1);
-        string Name(BenchResult r) => SeriesName(r, severalDtypes, severalShapes);
+        // Decode results (bench --decode) always have several batches per kv length: a series per shape, GB/s.
+        bool severalShapes = results.Where(r => !IsDecode(r))
+            .GroupBy(r => (SeriesName(r, severalDtypes, false), r.Direction, r.Headdim, r.Causal, r.Seqlen)).Any(g => g.Count() > 1);
+        string Name(BenchResult r) => SeriesName(r, severalDtypes, severalShapes || IsDecode(r));
         var series = results.Select(Name).Distinct().Order(StringComparer.Ordinal).ToList();
         // One colour per series across all panels.
         var palette = new ScottPlot.Palettes.Category10();
         var colors = series.Select((s, i) => (s, palette.GetColor(i))).ToDictionary(x => x.s, x => x.Item2);
         // GFLOP/s when everything is below 1 TFLOP/s (CPU runs), else TFLOP/s.
-        bool giga = results.Max(r => r.Tflops) < 1;
-        string unit = giga ? "GFLOP/s" : "TFLOP/s";
+        bool giga = results.Where(r => !IsDecode(r)).Select(r => r.Tflops).DefaultIfEmpty(0).Max() < 1;
+        double Value(BenchResult r) => IsDecode(r) ? r.Gbps ?? 0 : giga ? r.Tflops * 1e3 : r.Tflops;
 
         int cols = Math.Min(panels.Count, panels.Select(p => (p.Key.Headdim, p.Key.Causal)).Distinct().Count());
         cols = Math.Max(1, Math.Min(cols, 6));
@@ -125,15 +128,16 @@ internal static class PlotCommand
             var (direction, headdim, causal) = panels[i].Key;
             var plot = multiplot.AddPlot();
             layout.Set(plot, new GridCell(stripUnits + i / cols * unitsPerPanel, i % cols, totalUnits, cols, unitsPerPanel, 1));
-            plot.Title($"{direction}, d={headdim}, {(causal ? "causal" : "non-causal")}", size: 13);
-            plot.XLabel("seqlen", size: 12);
-            plot.YLabel(unit, size: 12);
+            bool decode = direction == "decode";
+            plot.Title(decode ? $"decode (q = 1 row), d={headdim}" : $"{direction}, d={headdim}, {(causal ? "causal" : "non-causal")}", size: 13);
+            plot.XLabel(decode ? "kv length" : "seqlen", size: 12);
+            plot.YLabel(decode ? "GB/s" : giga ? "GFLOP/s" : "TFLOP/s", size: 12);
             var seqlens = panels[i].Select(r => r.Seqlen).Distinct().Order().ToArray();
             foreach (var group in panels[i].GroupBy(Name).OrderBy(g => g.Key, StringComparer.Ordinal))
             {
                 var points = group.OrderBy(r => r.Seqlen).ToArray();
                 double[] xs = points.Select(r => Math.Log2(r.Seqlen)).ToArray();
-                double[] ys = points.Select(r => giga ? r.Tflops * 1e3 : r.Tflops).ToArray();
+                double[] ys = points.Select(Value).ToArray();
                 var scatter = plot.Add.Scatter(xs, ys);
                 scatter.Color = colors[group.Key];
                 scatter.LineWidth = 2;
@@ -143,7 +147,7 @@ internal static class PlotCommand
             var ticks = seqlens.Select(s => new Tick(Math.Log2(s), SeqlenLabel(s))).ToArray();
             plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
             plot.Axes.SetLimitsX(Math.Log2(seqlens.First()) - 0.4, Math.Log2(seqlens.Last()) + 0.4);
-            plot.Axes.SetLimitsY(0, Math.Max(1e-9, panels[i].Max(r => giga ? r.Tflops * 1e3 : r.Tflops)) * 1.15);
+            plot.Axes.SetLimitsY(0, Math.Max(1e-9, panels[i].Max(Value)) * 1.15);
         }
         string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
@@ -153,6 +157,8 @@ internal static class PlotCommand
 
     private static string SeriesName(BenchResult r, bool withDtype, bool withShape) =>
         r.Impl + (withDtype ? $" {r.Dtype}" : "") + (withShape ? $" b={r.Batch} h={r.Nheads}" : "");
+
+    private static bool IsDecode(BenchResult r) => r.Direction == "decode";
 
     private static int DirectionOrder(string d) => d switch { "fwd" => 0, "bwd" => 1, "fwd+bwd" => 2, _ => 3 };
 

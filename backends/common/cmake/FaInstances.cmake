@@ -79,7 +79,8 @@ endfunction()
 #   FA_<NAME>_DEFINITIONS    FA_DISABLE_HDIM_<n> / FA_DISABLE_DTYPE_<T> for what was left out
 #   FA_<NAME>_GENERATED_DIR  the folder (for instances.g.inc)
 #   FA_<NAME>_LIBRARY, FA_<NAME>_LANGUAGE, FA_<NAME>_TARGETS (sm_80, gfx942 …)
-#   FA_<NAME>_ARCHITECTURES  the targets as CUDA_ARCHITECTURES / HIP_ARCHITECTURES want them
+#   FA_<NAME>_ARCHITECTURES  the targets as CUDA_ARCHITECTURES / HIP_ARCHITECTURES want them; for a
+#                            CUDA backend only those of FA_CUDA_ARCHITECTURES' compute capabilities when set
 # Filters: HDIMS / DTYPES when given, else FA_HDIMS / FA_DTYPES; ALL ignores every filter.
 function(fa_load_backend backend)
   cmake_parse_arguments(PARSE_ARGV 1 ARG "ALL" "" "HDIMS;DTYPES")
@@ -137,6 +138,20 @@ function(fa_load_backend backend)
     string(REGEX REPLACE "^sm_" "" architecture "${target}")
     list(APPEND architectures "${architecture}")
   endforeach()
+  # FA_CUDA_ARCHITECTURES (e.g. 90) keeps the CUDA targets of those compute capabilities (90 and 90a for 90).
+  if(FA_CUDA_ARCHITECTURES AND LANGUAGE STREQUAL "cuda")
+    set(kept "")
+    foreach(architecture IN LISTS architectures)
+      string(REGEX REPLACE "[^0-9]+$" "" capability "${architecture}")
+      if(capability IN_LIST FA_CUDA_ARCHITECTURES)
+        list(APPEND kept "${architecture}")
+      endif()
+    endforeach()
+    if(NOT kept)
+      message(FATAL_ERROR "FA_CUDA_ARCHITECTURES (${FA_CUDA_ARCHITECTURES}) keeps none of ${backend}'s targets (${architectures}).")
+    endif()
+    set(architectures "${kept}")
+  endif()
 
   set(FA_${name}_SOURCES "${SOURCES}" PARENT_SCOPE)
   set(FA_${name}_KEYS "${KEYS}" PARENT_SCOPE)

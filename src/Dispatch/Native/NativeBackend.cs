@@ -48,6 +48,19 @@ internal sealed unsafe class NativeBackend : AttentionBackend
         var none = NoCapabilities with { DeviceKind = _spec.DeviceKind };
         string? missing = NativeLibraries.TryLoad(_spec.Library.LibraryName, out string path);
         if (missing is not null) return (BackendAvailability.Unavailable(missing), none);
+        try
+        {
+            return ProbeLoaded(path, none);
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            // A library of another project, or a build that failed half-way: refuse it, don't crash the caller.
+            return (BackendAvailability.Unavailable($"{path} lacks an entry point of the FlashAttention ABI: {e.Message}"), none);
+        }
+    }
+
+    private (BackendAvailability, BackendCapabilities) ProbeLoaded(string path, BackendCapabilities none)
+    {
 
         uint abi = _spec.Library.fa_abi_version();
         if (abi != FlashAttnAbiConstants.FA_ABI_VERSION)
