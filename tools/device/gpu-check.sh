@@ -524,7 +524,7 @@ fi
 stage build 420 stage_build
 stage native-tests 150 stage_native_tests
 stage dotnet-tests 240 stage_dotnet_tests
-stage sanitize 150 stage_sanitize
+stage sanitize 240 stage_sanitize
 stage bench 200 stage_bench
 stage decode 120 stage_decode
 

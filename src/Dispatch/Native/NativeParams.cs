@@ -4,7 +4,8 @@ namespace FlashAttention.Native;
 internal static unsafe class NativeParams
 {
     /// <summary>Marks an optional input as present when there is no tensor yet; supports() never dereferences it.</summary>
-    private static readonly void* Present = (void*)1;
+    // Never dereferenced, but aligned like a real allocation: backends refuse misaligned tensors.
+    private static readonly void* Present = (void*)256;
 
     /// <summary>The problem's sizes and options, with placeholder addresses for every input it uses.</summary>
     public static fa_params Describe(AttentionProblem p)

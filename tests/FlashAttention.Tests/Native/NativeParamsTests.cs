@@ -31,6 +31,16 @@ public sealed unsafe class NativeParamsTests
 
     [Theory]
     [MemberData(nameof(Cases))]
+    public void Described_problem_has_aligned_placeholder_addresses(string name)
+    {
+        // GPU backends refuse tensors that are not 16-byte aligned; a placeholder must not look like one.
+        var p = NativeParams.Describe(ProblemCases[name]().Problem);
+        foreach (var t in new[] { p.q, p.k, p.v, p.@out, p.dout, p.dq, p.dk, p.dv, p.k_new, p.v_new })
+            Assert.True((nint)t.data % 16 == 0, $"{name}: placeholder address {(nint)t.data} is not 16-byte aligned");
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
     public void Built_params_pass_the_native_checks_with_the_same_features(string name)
     {
         // Host addresses stand in for device ones: the checks never dereference them.

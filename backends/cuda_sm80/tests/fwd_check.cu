@@ -1,0 +1,925 @@
+// fwd_check.cu — GPU correctness driver (and benchmark) for libfa_cuda_sm80's forward.
+//
+//   fa_sm80_fwd_check                 run every case; one line per case; exit 1 on any failure
+//   fa_sm80_fwd_check --filter TEXT   only cases whose name contains TEXT
+//   fa_sm80_fwd_check --bench [--dtype bf16|fp16] [--d 64,128,256] [--iters N]
+//                                     TFLOP/s on the standard grid (16k tokens, model dim 2048)
+//
+// Each case draws random inputs (rounded to the dtype), runs fa_forward / fa_forward_kvcache,
+// and compares with
+//   ref       float64 attention on the same (rounded) inputs, docs/semantics.md step by step;
+//   baseline  the same attention in the test dtype: QKᵀ rounded to the dtype, softmax in fp32,
+//             P rounded to the dtype, P·V accumulated in fp32 and rounded (upstream's out_pt).
+// Pass: max|out − ref| ≤ m·max|baseline − ref| + 1e-5 (m = 2; 3 with softcap or the kv cache),
+// LSE within 1e-4·(1 + |ref|) (+inf where a row sees no key), KV cache: V bit-exact, rotated K
+// within 1e-3. Cases the library refuses because the instance was not compiled (FA_HDIMS /
+// FA_DTYPES) are reported as SKIP.
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "flash_attn_abi.h"
+#include "philox.cuh"
+
+namespace {
+
+#define CUDA_CHECK(expr)                                                                                          \
+    do {                                                                                                          \
+        const cudaError_t err_ = (expr);                                                                          \
+        if (err_ != cudaSuccess) {                                                                                \
+            std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(err_)); \
+            std::exit(2);                                                                                         \
+        }                                                                                                         \
+    } while (0)
+
+// ---- element conversion ---------------------------------------------------------------------------
+
+uint16_t to_bits(float x, fa_dtype dt) {
+    uint16_t b;
+    if (dt == FA_DTYPE_F16) {
+        const __half h = __float2half_rn(x);
+        std::memcpy(&b, &h, 2);
+    } else {
+        const __nv_bfloat16 h = __float2bfloat16_rn(x);
+        std::memcpy(&b, &h, 2);
+    }
+    return b;
+}
+
+float from_bits(uint16_t b, fa_dtype dt) {
+    if (dt == FA_DTYPE_F16) {
+        __half h;
+        std::memcpy(&h, &b, 2);
+        return __half2float(h);
+    }
+    __nv_bfloat16 h;
+    std::memcpy(&h, &b, 2);
+    return __bfloat162float(h);
+}
+
+float round_to(float x, fa_dtype dt) { return from_bits(to_bits(x, dt), dt); }
+
+// ---- random numbers ----------------------------------------------------------------------------------
+
+struct Rng {
+    uint64_t s;
+    explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+    uint64_t next() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        return s;
+    }
+    double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+    int range(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<uint64_t>(hi - lo + 1)); } /* [lo, hi] */
+    float normal() {
+        const double u1 = std::max(uniform(), 1e-12), u2 = uniform();
+        return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+    }
+};
+
+// ---- cases -----------------------------------------------------------------------------------------------
+
+struct Case {
+    std::string name;
+    fa_dtype dtype = FA_DTYPE_BF16;
+    int d = 128;
+    int batch = 2, sq = 128, sk = 128, hq = 4, hk = 4;
+    bool causal = false;
+    int wl = -1, wr = -1;
+    float softcap = 0.0f;
+    int alibi = 0; /* 1: slopes (hq); 2: slopes (batch, hq) */
+    float dropout = 0.0f;
+    bool varlen = false;
+    bool seqused = false;
+    bool leftpad = false;
+    bool sinks = false;
+    bool strided = false;
+    int num_splits = 1;
+    int page_size = 0; /* > 0: paged K/V (block_table) */
+    // kv cache
+    bool kvcache = false;
+    int seqlen_new = 0;
+    int rotary_dim = 0;
+    bool interleaved = false;
+    bool batch_idx = false;
+};
+
+struct Seq {
+    int sq = 0, raw = 0, leftpad = 0, sk = 0; /* sk = raw − leftpad keys */
+    int cache_len = 0;                        /* kv cache: rows already present */
+};
+
+/* A device buffer of 16-bit elements with its host copy. */
+struct Buffer {
+    std::vector<uint16_t> host;
+    void* dev = nullptr;
+    void alloc(size_t n) {
+        host.assign(n, 0);
+        CUDA_CHECK(cudaMalloc(&dev, std::max<size_t>(n, 8) * 2));
+    }
+    void upload() { CUDA_CHECK(cudaMemcpy(dev, host.data(), host.size() * 2, cudaMemcpyHostToDevice)); }
+    void download() { CUDA_CHECK(cudaMemcpy(host.data(), dev, host.size() * 2, cudaMemcpyDeviceToHost)); }
+    ~Buffer() {
+        if (dev) cudaFree(dev);
+    }
+};
+
+template <typename T>
+T* device_copy(const std::vector<T>& v) {
+    T* p = nullptr;
+    CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(v.size(), 1) * sizeof(T)));
+    if (!v.empty()) CUDA_CHECK(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+    return p;
+}
+
+/* Strides of a (rows, heads, d) tensor: contiguous, or padded (head stride d + 8, row stride
+   heads·(d + 8) + 8, batch stride rows·row + 64) when the case asks for odd strides. */
+fa_tensor layout(void* data, int rows, int heads, int d, bool strided) {
+    fa_tensor t{};
+    t.data = data;
+    t.head_stride = strided ? d + 8 : d;
+    t.row_stride = static_cast<int64_t>(heads) * t.head_stride + (strided ? 8 : 0);
+    t.batch_stride = static_cast<int64_t>(rows) * t.row_stride + (strided ? 64 : 0);
+    return t;
+}
+
+size_t elements(const fa_tensor& t, int entries) { return static_cast<size_t>(t.batch_stride) * entries + 64; }
+
+struct Rotary {
+    std::vector<float> cos, sin; /* (seqlen_rotary, rotary_dim / 2), rounded to the dtype */
+    int pairs = 0;
+};
+
+/* (x, y) → (x cos − y sin, x sin + y cos) on the first rotary_dim columns, fp32, rounded. */
+void rotate_row(float* row, const Rotary& r, int position, bool interleaved, fa_dtype dt) {
+    for (int i = 0; i < r.pairs; ++i) {
+        const float c = r.cos[static_cast<size_t>(position) * r.pairs + i], s = r.sin[static_cast<size_t>(position) * r.pairs + i];
+        const int xi = interleaved ? 2 * i : i, yi = interleaved ? 2 * i + 1 : i + r.pairs;
+        const float x = row[xi], y = row[yi];
+        const float xc = x * c, ys = y * s, xs = x * s, yc = y * c;
+        row[xi] = round_to(xc - ys, dt);
+        row[yi] = round_to(xs + yc, dt);
+    }
+}
+
+struct Result {
+    bool ran = false, skipped = false, pass = false;
+    std::string note;
+    double err = 0, err_base = 0, lse_err = 0, drop_fraction = -1;
+};
+
+/* One case end to end. */
+Result run_case(const Case& c, uint64_t seed) {
+    Result res;
+    Rng rng(seed);
+    const fa_dtype dt = c.dtype;
+    const int d = c.d, hq = c.hq, hk = c.hk, group = hq / hk;
+    const int B = c.batch;
+
+    // ---- per-sequence lengths ---------------------------------------------------------------------------
+    std::vector<Seq> seqs(B);
+    for (int b = 0; b < B; ++b) {
+        Seq& s = seqs[b];
+        if (c.kvcache) {
+            s.sq = c.sq;
+            s.cache_len = rng.range(c.seqlen_new == 0 ? 1 : 0, c.sk - c.seqlen_new);
+            s.raw = s.cache_len + c.seqlen_new;
+        } else if (c.varlen) {
+            s.sq = b == 1 ? 0 : rng.range(1, c.sq); /* sequence 1 is empty: rows of an empty sequence do not exist */
+            if (b == 2) s.sq = 1;
+            s.raw = rng.range(b == 3 ? 0 : 1, c.sk);
+        } else {
+            s.sq = c.sq;
+            s.raw = c.seqused ? rng.range(0, c.sk) : c.sk;
+        }
+        s.leftpad = c.leftpad ? rng.range(0, std::min(s.raw, 17)) : 0;
+        if (c.kvcache && c.leftpad) s.leftpad = std::min(s.leftpad, s.cache_len);
+        s.sk = s.raw - s.leftpad;
+    }
+    // varlen with seqused_k: the packed k rows per sequence exceed the used ones.
+    std::vector<int> k_rows(B);
+    for (int b = 0; b < B; ++b) k_rows[b] = seqs[b].raw + ((c.varlen && c.seqused) ? rng.range(0, 9) : 0);
+
+    // ---- logical inputs (rounded to the dtype), per sequence ----------------------------------------------------
+    auto fill = [&](std::vector<float>& v, size_t n) {
+        v.resize(n);
+        for (auto& x : v) x = round_to(rng.normal(), dt);
+    };
+    std::vector<std::vector<float>> Q(B), K(B), V(B); /* Q: sq×hq×d; K, V: raw×hk×d (raw rows, before leftpad) */
+    for (int b = 0; b < B; ++b) {
+        fill(Q[b], static_cast<size_t>(seqs[b].sq) * hq * d);
+        fill(K[b], static_cast<size_t>(k_rows[b]) * hk * d);
+        fill(V[b], static_cast<size_t>(k_rows[b]) * hk * d);
+    }
+    Rotary rot;
+    if (c.rotary_dim > 0) {
+        rot.pairs = c.rotary_dim / 2;
+        const int seqlen_ro = c.sk;
+        rot.cos.resize(static_cast<size_t>(seqlen_ro) * rot.pairs);
+        rot.sin.resize(rot.cos.size());
+        for (int p = 0; p < seqlen_ro; ++p)
+            for (int i = 0; i < rot.pairs; ++i) {
+                const double theta = p * std::pow(10000.0, -2.0 * i / c.rotary_dim);
+                rot.cos[static_cast<size_t>(p) * rot.pairs + i] = round_to(static_cast<float>(std::cos(theta)), dt);
+                rot.sin[static_cast<size_t>(p) * rot.pairs + i] = round_to(static_cast<float>(std::sin(theta)), dt);
+            }
+    }
+    std::vector<float> slopes;
+    if (c.alibi) {
+        slopes.resize(static_cast<size_t>(c.alibi == 2 ? B : 1) * hq);
+        for (auto& s : slopes) s = static_cast<float>(rng.uniform() * 0.3);
+    }
+    std::vector<float> sinks;
+    if (c.sinks) {
+        sinks.resize(hq);
+        for (auto& s : sinks) s = rng.normal() * 2.0f;
+    }
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+
+    // ---- device layout ------------------------------------------------------------------------------------------
+    fa_params p{};
+    p.struct_size = sizeof p;
+    p.abi_version = FA_ABI_VERSION;
+    p.dtype = p.out_dtype = dt;
+    p.batch = B;
+    p.nheads_q = hq;
+    p.nheads_kv = hk;
+    p.headdim_qk = p.headdim_v = d;
+    p.softmax_scale = scale;
+    p.softcap = c.softcap;
+    p.is_causal = c.causal;
+    p.window_left = c.wl;
+    p.window_right = c.causal ? 0 : c.wr;
+    p.dropout_p = c.dropout;
+    p.dropout_seed = 0x1234abcd5678ull + seed;
+    p.dropout_offset = 977;
+    p.num_splits = c.num_splits;
+    p.device = 0;
+
+    int max_sq = 0, total_q = 0, total_k = 0;
+    std::vector<int> cu_q(B + 1, 0), cu_k(B + 1, 0);
+    for (int b = 0; b < B; ++b) {
+        max_sq = std::max(max_sq, seqs[b].sq);
+        cu_q[b + 1] = cu_q[b] + seqs[b].sq;
+        cu_k[b + 1] = cu_k[b] + k_rows[b];
+    }
+    total_q = cu_q[B];
+    total_k = cu_k[B];
+    p.seqlen_q = c.varlen ? max_sq : c.sq;
+    p.seqlen_k = c.sk;
+    if (c.varlen) {
+        int max_k = 0;
+        for (int b = 0; b < B; ++b) max_k = std::max(max_k, k_rows[b]);
+        p.seqlen_k = max_k;
+    }
+    p.total_q = c.varlen ? total_q : B * c.sq;
+
+    // q / out
+    const int q_entries = c.varlen ? 1 : B;
+    const int q_rows = c.varlen ? total_q : c.sq;
+    Buffer qbuf, obuf, kbuf, vbuf, knew, vnew;
+    fa_tensor qt = layout(nullptr, q_rows, hq, d, c.strided), ot = layout(nullptr, q_rows, hq, d, c.strided);
+    qbuf.alloc(elements(qt, q_entries));
+    obuf.alloc(elements(ot, q_entries));
+    qt.data = qbuf.dev;
+    ot.data = obuf.dev;
+    auto q_index = [&](const fa_tensor& t, int b, int i, int h) -> size_t {
+        return c.varlen ? static_cast<size_t>((cu_q[b] + i) * t.row_stride + h * t.head_stride)
+                        : static_cast<size_t>(b * t.batch_stride + i * t.row_stride + h * t.head_stride);
+    };
+    for (int b = 0; b < B; ++b)
+        for (int i = 0; i < seqs[b].sq; ++i)
+            for (int h = 0; h < hq; ++h)
+                for (int x = 0; x < d; ++x)
+                    qbuf.host[q_index(qt, b, i, h) + x] = to_bits(Q[b][(static_cast<size_t>(i) * hq + h) * d + x], dt);
+    std::fill(obuf.host.begin(), obuf.host.end(), to_bits(777.0f, dt)); /* poison: rows never written stay 777 */
+
+    // k / v: dense (batch, sk, hk, d), varlen (total_k, hk, d), paged (pages, page_size, hk, d), or a cache
+    // (kv_batch, capacity, hk, d) addressed through cache_batch_idx.
+    std::vector<int32_t> block_table, batch_idx(B);
+    int kv_entries = B, kv_rows = c.sk, max_pages = 0;
+    if (c.page_size > 0) {
+        max_pages = (c.sk + c.page_size - 1) / c.page_size + 1;
+        kv_entries = B * max_pages + 3;
+        kv_rows = c.page_size;
+        std::vector<int32_t> pages(kv_entries);
+        for (int i = 0; i < kv_entries; ++i) pages[i] = i;
+        for (int i = kv_entries - 1; i > 0; --i) std::swap(pages[i], pages[rng.range(0, i)]);
+        block_table.assign(static_cast<size_t>(B) * max_pages, 0);
+        for (size_t i = 0; i < block_table.size(); ++i) block_table[i] = pages[i];
+    } else if (c.varlen) {
+        kv_entries = 1;
+        kv_rows = total_k;
+    } else if (c.batch_idx) {
+        kv_entries = B + 2;
+        for (int b = 0; b < B; ++b) batch_idx[b] = (b * 3 + 1) % kv_entries;
+        std::vector<int> used(kv_entries, 0);
+        for (int b = 0; b < B; ++b) used[batch_idx[b]]++;
+        for (int b = 0; b < B; ++b)
+            if (used[batch_idx[b]] > 1) {
+                std::fprintf(stderr, "cache_batch_idx collision\n");
+                std::exit(2);
+            }
+    }
+    fa_tensor kt = layout(nullptr, kv_rows, hk, d, c.strided), vt = layout(nullptr, kv_rows, hk, d, c.strided);
+    kbuf.alloc(elements(kt, kv_entries));
+    vbuf.alloc(elements(vt, kv_entries));
+    kt.data = kbuf.dev;
+    vt.data = vbuf.dev;
+    for (size_t i = 0; i < kbuf.host.size(); ++i) kbuf.host[i] = to_bits(rng.normal(), dt); /* garbage outside the keys */
+    for (size_t i = 0; i < vbuf.host.size(); ++i) vbuf.host[i] = to_bits(rng.normal(), dt);
+    auto kv_index = [&](const fa_tensor& t, int b, int r, int h) -> size_t { /* raw row r of sequence b */
+        if (c.page_size > 0) {
+            const int page = block_table[static_cast<size_t>(b) * max_pages + r / c.page_size];
+            return static_cast<size_t>(page * t.batch_stride + (r % c.page_size) * t.row_stride + h * t.head_stride);
+        }
+        if (c.varlen) return static_cast<size_t>((cu_k[b] + r) * t.row_stride + h * t.head_stride);
+        const int entry = c.batch_idx ? batch_idx[b] : b;
+        return static_cast<size_t>(entry * t.batch_stride + r * t.row_stride + h * t.head_stride);
+    };
+    // Everything but the appended rows is in k/v before the call.
+    for (int b = 0; b < B; ++b) {
+        const int present = c.kvcache ? seqs[b].cache_len : k_rows[b];
+        for (int r = 0; r < present; ++r)
+            for (int h = 0; h < hk; ++h)
+                for (int x = 0; x < d; ++x) {
+                    kbuf.host[kv_index(kt, b, r, h) + x] = to_bits(K[b][(static_cast<size_t>(r) * hk + h) * d + x], dt);
+                    vbuf.host[kv_index(vt, b, r, h) + x] = to_bits(V[b][(static_cast<size_t>(r) * hk + h) * d + x], dt);
+                }
+    }
+    std::vector<uint16_t> k_expected, v_expected; /* kv cache after the append */
+    if (c.kvcache && c.seqlen_new > 0) {
+        fa_tensor knt = layout(nullptr, c.seqlen_new, hk, d, false), vnt = knt;
+        knew.alloc(elements(knt, B));
+        vnew.alloc(elements(vnt, B));
+        knt.data = knew.dev;
+        vnt.data = vnew.dev;
+        for (int b = 0; b < B; ++b)
+            for (int t = 0; t < c.seqlen_new; ++t) {
+                const int r = seqs[b].cache_len + t;
+                for (int h = 0; h < hk; ++h) {
+                    float* krow = &K[b][(static_cast<size_t>(r) * hk + h) * d];
+                    const float* vrow = &V[b][(static_cast<size_t>(r) * hk + h) * d];
+                    for (int x = 0; x < d; ++x) {
+                        knew.host[b * knt.batch_stride + t * knt.row_stride + h * knt.head_stride + x] = to_bits(krow[x], dt);
+                        vnew.host[b * vnt.batch_stride + t * vnt.row_stride + h * vnt.head_stride + x] = to_bits(vrow[x], dt);
+                    }
+                    if (c.rotary_dim > 0) rotate_row(krow, rot, r, c.interleaved, dt); /* logical K = rotated */
+                }
+            }
+        knew.upload();
+        vnew.upload();
+        p.k_new = knt;
+        p.v_new = vnt;
+        p.seqlen_new = c.seqlen_new;
+    }
+    if (c.kvcache && c.rotary_dim > 0) { /* logical Q = rotated q */
+        const bool local = c.causal || c.wl >= 0 || c.wr >= 0;
+        for (int b = 0; b < B; ++b)
+            for (int i = 0; i < seqs[b].sq; ++i)
+                for (int h = 0; h < hq; ++h)
+                    rotate_row(&Q[b][(static_cast<size_t>(i) * hq + h) * d], rot, seqs[b].cache_len + (local ? i : 0), c.interleaved, dt);
+    }
+    if (c.kvcache) { /* the expected caches: every present or appended row at its place */
+        k_expected = kbuf.host;
+        v_expected = vbuf.host;
+        for (int b = 0; b < B; ++b)
+            for (int r = seqs[b].cache_len; r < seqs[b].raw; ++r)
+                for (int h = 0; h < hk; ++h)
+                    for (int x = 0; x < d; ++x) {
+                        k_expected[kv_index(kt, b, r, h) + x] = to_bits(K[b][(static_cast<size_t>(r) * hk + h) * d + x], dt);
+                        v_expected[kv_index(vt, b, r, h) + x] = to_bits(V[b][(static_cast<size_t>(r) * hk + h) * d + x], dt);
+                    }
+    }
+    qbuf.upload();
+    obuf.upload();
+    kbuf.upload();
+    vbuf.upload();
+    p.q = qt;
+    p.k = kt;
+    p.v = vt;
+    p.out = ot;
+    p.kv_batch = kv_entries;
+    p.total_k = c.varlen ? total_k : kv_entries * kv_rows;
+
+    // metadata
+    std::vector<void*> to_free;
+    auto dev = [&](const auto& v) {
+        auto* ptr = device_copy(v);
+        to_free.push_back(ptr);
+        return ptr;
+    };
+    std::vector<int32_t> used(B), leftpad(B), cache_seqlens(B), rotary_cos_bits, rotary_sin_bits;
+    for (int b = 0; b < B; ++b) {
+        used[b] = seqs[b].raw;
+        leftpad[b] = seqs[b].leftpad;
+        cache_seqlens[b] = seqs[b].cache_len;
+    }
+    if (c.varlen) {
+        p.cu_seqlens_q = dev(cu_q);
+        p.cu_seqlens_k = dev(cu_k);
+    }
+    if (c.seqused) p.seqused_k = dev(used);
+    if (c.leftpad) p.leftpad_k = dev(leftpad);
+    if (c.page_size > 0) {
+        p.block_table = dev(block_table);
+        p.block_table_batch_stride = max_pages;
+        p.page_size = c.page_size;
+        p.max_pages_per_seq = max_pages;
+    }
+    if (c.kvcache) {
+        p.cache_seqlens = dev(cache_seqlens);
+        if (c.batch_idx) p.cache_batch_idx = dev(batch_idx);
+    }
+    Buffer cosb, sinb;
+    if (c.rotary_dim > 0) {
+        cosb.alloc(rot.cos.size());
+        sinb.alloc(rot.sin.size());
+        for (size_t i = 0; i < rot.cos.size(); ++i) {
+            cosb.host[i] = to_bits(rot.cos[i], dt);
+            sinb.host[i] = to_bits(rot.sin[i], dt);
+        }
+        cosb.upload();
+        sinb.upload();
+        p.rotary_dim = c.rotary_dim;
+        p.rotary_cos = cosb.dev;
+        p.rotary_sin = sinb.dev;
+        p.seqlen_rotary = c.sk;
+        p.rotary_interleaved = c.interleaved;
+    }
+    if (c.alibi) {
+        p.alibi_slopes = dev(slopes);
+        p.alibi_batch_stride = c.alibi == 2 ? hq : 0;
+    }
+    if (c.sinks) p.sink_logits = dev(sinks);
+    std::vector<float> lse_host(static_cast<size_t>(hq) * std::max(total_q, B * c.sq) + 8, 12345.0f);
+    float* lse_dev = dev(lse_host);
+    p.softmax_lse = lse_dev;
+    p.lse_head_stride = c.varlen ? total_q : c.sq;
+    p.lse_batch_stride = c.varlen ? 0 : static_cast<int64_t>(hq) * c.sq;
+    auto lse_index = [&](int b, int h, int i) -> size_t {
+        return c.varlen ? static_cast<size_t>(h) * total_q + cu_q[b] + i : (static_cast<size_t>(b) * hq + h) * c.sq + i;
+    };
+
+    // ---- run ---------------------------------------------------------------------------------------------------------
+    const fa_op op = c.kvcache ? FA_OP_FORWARD_KVCACHE : FA_OP_FORWARD;
+    char reason[1024];
+    const fa_status sup = fa_supports(&p, op, reason, sizeof reason);
+    auto cleanup = [&] {
+        for (void* ptr : to_free) cudaFree(ptr);
+    };
+    if (sup != FA_OK) {
+        cleanup();
+        // Not compiled into this library (FA_HDIMS / FA_DTYPES filters): no instance of the head
+        // dim, or no instance of the dtype at all (the capabilities then lack it).
+        fa_capabilities caps{};
+        caps.struct_size = sizeof caps;
+        const bool dtype_built = fa_get_capabilities(&caps) == FA_OK && (caps.dtypes & (1u << c.dtype)) != 0;
+        if (std::strstr(reason, "instance") != nullptr || !dtype_built) {
+            res.skipped = true;
+            res.note = reason;
+            return res;
+        }
+        res.note = std::string("fa_supports refused: ") + reason;
+        return res;
+    }
+    const fa_status st = c.kvcache ? fa_forward_kvcache(&p) : fa_forward(&p);
+    if (st != FA_OK) {
+        cleanup();
+        res.note = std::string("call failed: ") + fa_last_error();
+        return res;
+    }
+    CUDA_CHECK(cudaDeviceSynchronize());
+    res.ran = true;
+    obuf.download();
+    CUDA_CHECK(cudaMemcpy(lse_host.data(), lse_dev, lse_host.size() * sizeof(float), cudaMemcpyDeviceToHost));
+
+    // ---- reference (fp64) and baseline (dtype), row by row -----------------------------------------------------------------
+    int left = c.wl, right = c.causal ? 0 : c.wr;
+    if (left >= p.seqlen_k) left = -1;
+    if (right >= p.seqlen_k) right = -1;
+    const double keep_scale = 1.0 / (1.0 - c.dropout);
+    fa_sm80::DropoutParams drop{p.dropout_seed, p.dropout_offset, fa_sm80::dropout_threshold(c.dropout), 0.0f};
+    double err = 0, err_base = 0, lse_err = 0;
+    long long dropped = 0, visible = 0;
+    bool lse_bad = false, poison_bad = false;
+    std::vector<double> sref, pref;
+    std::vector<float> sbase;
+    for (int b = 0; b < B; ++b) {
+        const Seq& s = seqs[b];
+        for (int h = 0; h < hq; ++h) {
+            const int hkv = h / group;
+            const double slope = c.alibi ? slopes[static_cast<size_t>(c.alibi == 2 ? b : 0) * hq + h] : 0.0;
+            for (int i = 0; i < s.sq; ++i) {
+                const long a = static_cast<long>(i) + s.sk - s.sq;
+                const float* q = &Q[b][(static_cast<size_t>(i) * hq + h) * d];
+                sref.assign(s.sk, -INFINITY);
+                sbase.assign(s.sk, -INFINITY);
+                for (int j = 0; j < s.sk; ++j) {
+                    const bool vis = (left < 0 || j >= a - left) && (right < 0 || j <= a + right);
+                    if (!vis) continue;
+                    const float* k = &K[b][(static_cast<size_t>(s.leftpad + j) * hk + hkv) * d];
+                    double dot = 0;
+                    float dotf = 0;
+                    for (int x = 0; x < d; ++x) {
+                        dot += static_cast<double>(q[x]) * k[x];
+                        dotf += q[x] * k[x];
+                    }
+                    double sc = dot * scale;
+                    float scf = round_to(dotf, dt) * scale;
+                    if (c.softcap > 0) {
+                        sc = c.softcap * std::tanh(sc / c.softcap);
+                        scf = c.softcap * std::tanh(scf / c.softcap);
+                    }
+                    if (c.alibi) {
+                        sc -= slope * std::fabs(static_cast<double>(a - j));
+                        scf -= static_cast<float>(slope) * std::fabs(static_cast<float>(a - j));
+                    }
+                    sref[j] = sc;
+                    sbase[j] = scf;
+                }
+                double m = -INFINITY;
+                float mf = -INFINITY;
+                for (int j = 0; j < s.sk; ++j) {
+                    m = std::max(m, sref[j]);
+                    mf = std::max(mf, sbase[j]);
+                }
+                if (c.sinks) {
+                    m = std::max(m, static_cast<double>(sinks[h]));
+                    mf = std::max(mf, sinks[h]);
+                }
+                double l = 0;
+                float lf = 0;
+                for (int j = 0; j < s.sk; ++j) {
+                    if (sref[j] != -INFINITY) l += std::exp(sref[j] - m);
+                    if (sbase[j] != -INFINITY) lf += std::exp(sbase[j] - mf);
+                }
+                if (c.sinks) {
+                    l += std::exp(sinks[h] - m);
+                    lf += std::exp(sinks[h] - mf);
+                }
+                double lse_ref;
+                if (c.sinks) lse_ref = m + std::log(l);
+                else lse_ref = l > 0 ? m + std::log(l) : INFINITY;
+                // out
+                std::vector<double> o(d, 0.0);
+                std::vector<float> ob(d, 0.0f);
+                for (int j = 0; j < s.sk; ++j) {
+                    if (sref[j] == -INFINITY) continue;
+                    bool keep = true;
+                    if (c.dropout > 0) {
+                        keep = fa_sm80::dropout_keep(drop, static_cast<uint32_t>(b * hq + h), static_cast<uint32_t>(i),
+                                                     static_cast<uint32_t>(j));
+                        ++visible;
+                        dropped += keep ? 0 : 1;
+                    }
+                    if (!keep) continue;
+                    const double pj = std::exp(sref[j] - m) / l * keep_scale;
+                    const float pb = round_to(std::exp(sbase[j] - mf) / lf, dt);
+                    const float* v = &V[b][(static_cast<size_t>(s.leftpad + j) * hk + hkv) * d];
+                    for (int x = 0; x < d; ++x) {
+                        o[x] += pj * v[x];
+                        ob[x] += pb * v[x];
+                    }
+                }
+                const uint16_t* got = &obuf.host[q_index(ot, b, i, h)];
+                for (int x = 0; x < d; ++x) {
+                    const float base = round_to(static_cast<float>(ob[x] * keep_scale), dt);
+                    const float out = from_bits(got[x], dt);
+                    err = std::max(err, std::fabs(out - o[x]));
+                    if (!(std::fabs(out - o[x]) <= 1e30)) err = INFINITY; /* NaN */
+                    err_base = std::max(err_base, std::fabs(base - o[x]));
+                }
+                const float lse = lse_host[lse_index(b, h, i)];
+                if (std::isinf(lse_ref)) {
+                    if (!(std::isinf(lse) && lse > 0)) lse_bad = true;
+                } else {
+                    const double e = std::fabs(lse - lse_ref);
+                    lse_err = std::max(lse_err, e / (1.0 + std::fabs(lse_ref)));
+                    if (!(e <= 1e-4 * (1.0 + std::fabs(lse_ref)))) lse_bad = true;
+                }
+            }
+        }
+    }
+    // Padding rows of q (dense rows never exist beyond sq; varlen poison between sequences is none) — check
+    // that nothing outside the head dims was written: the strided padding columns must still be poison.
+    if (c.strided) {
+        for (int b = 0; b < B && !poison_bad; ++b)
+            for (int i = 0; i < seqs[b].sq && !poison_bad; ++i)
+                for (int x = d; x < d + 8 && !poison_bad; ++x) {
+                    // Compared bitwise: 777 itself is not a bf16 value (it rounds to 776).
+                    const uint16_t poison = to_bits(777.0f, dt);
+                    const float found = from_bits(obuf.host[q_index(ot, b, i, hq - 1) + x], dt);
+                    if (obuf.host[q_index(ot, b, i, hq - 1) + x] != poison) {
+                        poison_bad = true;
+                        char where[160];
+                        std::snprintf(where, sizeof where, " padding (b %d, row %d, head %d, col %d) = %g;", b, i, hq - 1, x, found);
+                        res.note += where;
+                    }
+                }
+    }
+    const double mult = (c.softcap > 0 || c.kvcache) ? 3.0 : 2.0;
+    res.err = err;
+    res.err_base = err_base;
+    res.lse_err = lse_err;
+    res.pass = err <= mult * err_base + 1e-5 && !lse_bad && !poison_bad;
+    if (lse_bad) res.note += " LSE mismatch;";
+    if (poison_bad) res.note += " wrote outside the head dims;";
+    if (c.dropout > 0 && visible > 0) {
+        res.drop_fraction = static_cast<double>(dropped) / visible;
+        if (visible > 20000 && std::fabs(res.drop_fraction - c.dropout) > 0.01) {
+            res.pass = false;
+            res.note += " drop fraction off;";
+        }
+    }
+    if (c.kvcache) {
+        kbuf.download();
+        vbuf.download();
+        double kerr = 0;
+        bool v_exact = true;
+        for (size_t i = 0; i < kbuf.host.size(); ++i) {
+            kerr = std::max(kerr, static_cast<double>(std::fabs(from_bits(kbuf.host[i], dt) - from_bits(k_expected[i], dt))));
+            if (vbuf.host[i] != v_expected[i]) v_exact = false;
+        }
+        if (kerr > 1e-3) {
+            res.pass = false;
+            res.note += " K cache off by " + std::to_string(kerr) + ";";
+        }
+        if (!v_exact) {
+            res.pass = false;
+            res.note += " V cache not bit-exact;";
+        }
+    }
+    cleanup();
+    return res;
+}
+
+std::vector<Case> all_cases() {
+    std::vector<Case> cases;
+    auto add = [&](Case c) { cases.push_back(c); };
+    const char* names[] = {"", "fp16", "bf16"};
+    for (fa_dtype dt : {FA_DTYPE_BF16, FA_DTYPE_F16}) {
+        const std::string ty = names[dt];
+        for (int d : {32, 64, 96, 128, 192, 256}) {
+            Case c;
+            c.dtype = dt;
+            c.d = d;
+            c.name = ty + " d" + std::to_string(d) + " dense 2x257x257 h4";
+            c.sq = c.sk = 257;
+            add(c);
+            c.name = ty + " d" + std::to_string(d) + " causal 113x203 gqa 8/2";
+            c.causal = true;
+            c.sq = 113;
+            c.sk = 203;
+            c.hq = 8;
+            c.hk = 2;
+            add(c);
+        }
+        Case c;
+        c.dtype = dt;
+        c.name = ty + " d128 causal sq>sk 300x129 (empty rows)";
+        c.causal = true, c.sq = 300, c.sk = 129;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 window (40,17) 200x333";
+        c.d = 64, c.wl = 40, c.wr = 17, c.sq = 200, c.sk = 333;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 window left only (64,-1) causal 511x511";
+        c.causal = true, c.wl = 64, c.sq = c.sk = 511;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 softcap 15 causal 190x190";
+        c.softcap = 15.0f, c.causal = true, c.sq = c.sk = 190;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 alibi (h) causal 150x260";
+        c.d = 64, c.alibi = 1, c.causal = true, c.sq = 150, c.sk = 260;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d96 alibi (b,h) 99x130";
+        c.d = 96, c.alibi = 2, c.sq = 99, c.sk = 130;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 mqa 8/1 1x1000";
+        c.hq = 8, c.hk = 1, c.sq = 1, c.sk = 1000;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 varlen b5 (empty, len 1) causal";
+        c.varlen = true, c.batch = 5, c.sq = 300, c.sk = 280, c.causal = true;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 varlen b4 seqused_k leftpad_k gqa";
+        c.d = 64, c.varlen = true, c.batch = 4, c.sq = 130, c.sk = 250, c.seqused = true, c.leftpad = true, c.hq = 6, c.hk = 3;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 dense leftpad_k seqused_k causal";
+        c.sq = 70, c.sk = 300, c.seqused = true, c.leftpad = true, c.causal = true;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 dropout 0.17 300x300";
+        c.dropout = 0.17f, c.sq = c.sk = 300;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 dropout 0.3 causal varlen";
+        c.d = 64, c.dropout = 0.3f, c.causal = true, c.varlen = true, c.batch = 4, c.sq = 200, c.sk = 200;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 sinks causal 77x150";
+        c.sinks = true, c.causal = true, c.sq = 77, c.sk = 150;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 strided 3x129x65";
+        c.d = 64, c.strided = true, c.batch = 3, c.sq = 129, c.sk = 65;
+        add(c);
+        for (int d : {40, 80, 200}) {
+            c = Case{};
+            c.dtype = dt;
+            c.d = d;
+            c.name = ty + " d" + std::to_string(d) + " padded head dim causal 97x97";
+            c.causal = true, c.sq = c.sk = 97;
+            add(c);
+        }
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 split-KV 3 ways 64x700";
+        c.num_splits = 3, c.sq = 64, c.sk = 700, c.causal = true;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 paged varlen page 16";
+        c.d = 64, c.varlen = true, c.batch = 4, c.sq = 90, c.sk = 170, c.page_size = 16, c.causal = true;
+        add(c);
+        // kv cache
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d128 kvcache append 3, rotary half, causal";
+        c.sq = 3, c.sk = 400, c.seqlen_new = 3, c.rotary_dim = 64, c.causal = true, c.hq = 8, c.hk = 2, c.batch = 3;
+        add(c);
+        c.name = ty + " d128 kvcache append 1, rotary interleaved, paged 5, splits auto";
+        c.sq = 1, c.seqlen_new = 1, c.interleaved = true, c.page_size = 5, c.num_splits = 0;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d64 kvcache cache_batch_idx leftpad window, no append";
+        c.d = 64, c.sq = 4, c.sk = 300, c.batch_idx = true, c.leftpad = true, c.wl = 50, c.wr = 0, c.batch = 3;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d256 kvcache splits 4 alibi sinks";
+        c.d = 256, c.sq = 2, c.sk = 512, c.seqlen_new = 2, c.num_splits = 4, c.alibi = 1, c.sinks = true;
+        add(c);
+    }
+    return cases;
+}
+
+// ---- benchmark ---------------------------------------------------------------------------------------------------------
+
+void bench(fa_dtype dt, const std::vector<int>& dims, int iters) {
+    std::printf("%-6s %-5s %-7s %-6s %-6s %-10s %-10s\n", "dtype", "d", "causal", "batch", "seqlen", "ms", "TFLOP/s");
+    for (int d : dims) {
+        for (int causal : {0, 1}) {
+            for (int s : {512, 1024, 2048, 4096, 8192, 16384}) {
+                const int b = 16384 / s, h = 2048 / d;
+                const size_t n = static_cast<size_t>(b) * s * h * d;
+                void *q, *k, *v, *o;
+                CUDA_CHECK(cudaMalloc(&q, n * 2));
+                CUDA_CHECK(cudaMalloc(&k, n * 2));
+                CUDA_CHECK(cudaMalloc(&v, n * 2));
+                CUDA_CHECK(cudaMalloc(&o, n * 2));
+                CUDA_CHECK(cudaMemset(q, 0x3c, n * 2));
+                CUDA_CHECK(cudaMemset(k, 0x3c, n * 2));
+                CUDA_CHECK(cudaMemset(v, 0x3c, n * 2));
+                float* lse;
+                CUDA_CHECK(cudaMalloc(&lse, static_cast<size_t>(b) * h * s * 4));
+                fa_params p{};
+                p.struct_size = sizeof p;
+                p.abi_version = FA_ABI_VERSION;
+                p.dtype = p.out_dtype = dt;
+                p.batch = b, p.seqlen_q = p.seqlen_k = s, p.nheads_q = p.nheads_kv = h, p.headdim_qk = p.headdim_v = d;
+                p.total_q = p.total_k = b * s, p.kv_batch = b;
+                p.q = layout(q, s, h, d, false), p.k = layout(k, s, h, d, false), p.v = layout(v, s, h, d, false);
+                p.out = layout(o, s, h, d, false);
+                p.softmax_lse = lse, p.lse_head_stride = s, p.lse_batch_stride = static_cast<int64_t>(h) * s;
+                p.softmax_scale = static_cast<float>(1.0 / std::sqrt(d));
+                p.is_causal = causal, p.window_left = -1, p.window_right = causal ? 0 : -1, p.num_splits = 1;
+                char reason[512];
+                if (fa_supports(&p, FA_OP_FORWARD, reason, sizeof reason) != FA_OK) {
+                    std::printf("%-6s %-5d %-7d %-6d %-6d skipped: %s\n", dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, causal, b, s, reason);
+                } else {
+                    for (int w = 0; w < 3; ++w) fa_forward(&p);
+                    cudaEvent_t e0, e1;
+                    cudaEventCreate(&e0);
+                    cudaEventCreate(&e1);
+                    cudaEventRecord(e0);
+                    for (int it = 0; it < iters; ++it) fa_forward(&p);
+                    cudaEventRecord(e1);
+                    CUDA_CHECK(cudaEventSynchronize(e1));
+                    float ms = 0;
+                    cudaEventElapsedTime(&ms, e0, e1);
+                    ms /= iters;
+                    const double flops = 4.0 * b * h * static_cast<double>(s) * s * d / (causal ? 2.0 : 1.0);
+                    std::printf("%-6s %-5d %-7d %-6d %-6d %-10.3f %-10.1f\n", dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, causal, b, s, ms,
+                                flops / ms / 1e9);
+                    cudaEventDestroy(e0);
+                    cudaEventDestroy(e1);
+                }
+                cudaFree(q), cudaFree(k), cudaFree(v), cudaFree(o), cudaFree(lse);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string filter;
+    bool do_bench = false, quick = false;
+    // FA_CHECK_SMALL=1 (set by tools/device/gpu-check.sh for compute-sanitizer) = --quick.
+    const char* small_env = std::getenv("FA_CHECK_SMALL");
+    const bool small = small_env != nullptr && std::strcmp(small_env, "1") == 0;
+    fa_dtype bench_dtype = FA_DTYPE_BF16;
+    std::vector<int> dims = {64, 128, 256};
+    int iters = 20;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--filter" && i + 1 < argc) filter = argv[++i];
+        else if (a == "--bench") do_bench = true;
+        else if (a == "--quick") quick = true; /* small problems only: for compute-sanitizer */
+        else if (a == "--dtype" && i + 1 < argc) bench_dtype = std::string(argv[++i]) == "fp16" ? FA_DTYPE_F16 : FA_DTYPE_BF16;
+        else if (a == "--iters" && i + 1 < argc) iters = std::atoi(argv[++i]);
+        else if (a == "--d" && i + 1 < argc) {
+            dims.clear();
+            std::string list = argv[++i];
+            size_t pos = 0;
+            while (pos < list.size()) {
+                const size_t comma = list.find(',', pos);
+                dims.push_back(std::atoi(list.substr(pos, comma - pos).c_str()));
+                if (comma == std::string::npos) break;
+                pos = comma + 1;
+            }
+        } else {
+            std::fprintf(stderr, "usage: %s [--quick] [--filter TEXT] [--bench [--dtype bf16|fp16] [--d 64,128] [--iters N]]\n", argv[0]);
+            return 2;
+        }
+    }
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("device: %s (sm_%d%d, %d SMs), library %s\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+                fa_backend_name());
+    if (do_bench) {
+        bench(bench_dtype, dims, iters);
+        return 0;
+    }
+    int failed = 0, passed = 0, skipped = 0;
+    uint64_t seed = 1;
+    for (const Case& c : all_cases()) {
+        ++seed;
+        if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
+        // Under compute-sanitizer kernels run 10-100x slower: keep the cases of at most 256 x 256 scores per head.
+        if ((quick || small) && (long)c.sq * c.sk > 256L * 256L) continue;
+        const auto t0 = std::chrono::steady_clock::now();
+        const Result r = run_case(c, seed);
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (r.skipped) {
+            ++skipped;
+            std::printf("SKIP %-60s %s\n", c.name.c_str(), r.note.c_str());
+            continue;
+        }
+        const bool ok = r.ran && r.pass;
+        ok ? ++passed : ++failed;
+        std::printf("%s %-60s err %.3e base %.3e lse %.1e", ok ? "PASS" : "FAIL", c.name.c_str(), r.err, r.err_base, r.lse_err);
+        if (r.drop_fraction >= 0) std::printf(" drop %.4f", r.drop_fraction);
+        std::printf(" (%.1fs)%s%s\n", secs, r.note.empty() ? "" : " —", r.note.c_str());
+    }
+    std::printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed == 0 ? 0 : 1;
+}
