@@ -93,7 +93,7 @@ typedef enum fa_feature {
 
 /* A strided 4-D (or, for varlen, 3-D) tensor view. The headdim stride is 1. */
 typedef struct fa_tensor {
-    void* data;           /* address of element [0, 0, 0, 0]; NULL = absent */
+    void* data;           /* address of element [0, 0, 0, 0]; NULL = absent (a required tensor only when it has no rows) */
     int64_t batch_stride; /* elements between batch entries (pages, for a paged cache); ignored for varlen */
     int64_t row_stride;   /* elements between sequence positions */
     int64_t head_stride;  /* elements between heads */

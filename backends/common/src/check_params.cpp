@@ -45,8 +45,10 @@ fa_status check_strides(const char* tensor, const fa_tensor& t) {
     return FA_OK;
 }
 
-fa_status require_tensor(const char* tensor, const fa_tensor& t, fa_op op) {
-    if (t.data == nullptr) return FA_INVALID("fa_params.%s.data must not be NULL for %s", tensor, fa_op_name(op));
+/* `rows`: how many rows the tensor has; a tensor with none (an empty allocation) may be NULL. */
+fa_status require_tensor(const char* tensor, const fa_tensor& t, fa_op op, int64_t rows) {
+    if (t.data == nullptr && rows > 0)
+        return FA_INVALID("fa_params.%s.data must not be NULL for %s (it has %" PRId64 " rows)", tensor, fa_op_name(op), rows);
     return FA_OK;
 }
 
@@ -117,17 +119,21 @@ fa_status check_sizes(const fa_params& p) {
 }
 
 fa_status check_tensors(const fa_params& p, fa_op op) {
-    FA_TRY(require_tensor("q", p.q, op));
-    FA_TRY(require_tensor("k", p.k, op));
-    FA_TRY(require_tensor("v", p.v, op));
-    FA_TRY(require_tensor("out", p.out, op));
+    // q-side rows: total_q; k-side rows: total_k, except that a KV cache always has its capacity.
+    const int64_t q_rows = p.total_q;
+    const int64_t k_rows = op == FA_OP_FORWARD_KVCACHE ? static_cast<int64_t>(p.kv_batch) * (p.block_table ? p.page_size : p.seqlen_k)
+                                                       : p.total_k;
+    FA_TRY(require_tensor("q", p.q, op, q_rows));
+    FA_TRY(require_tensor("k", p.k, op, k_rows));
+    FA_TRY(require_tensor("v", p.v, op, k_rows));
+    FA_TRY(require_tensor("out", p.out, op, q_rows));
     if (op == FA_OP_BACKWARD) {
-        FA_TRY(require_tensor("dout", p.dout, op));
-        if (p.softmax_lse == nullptr)
+        FA_TRY(require_tensor("dout", p.dout, op, q_rows));
+        if (p.softmax_lse == nullptr && q_rows > 0)
             return FA_INVALID("fa_params.softmax_lse must not be NULL for fa_backward (the forward's LSE is an input)");
-        FA_TRY(require_tensor("dq", p.dq, op));
-        FA_TRY(require_tensor("dk", p.dk, op));
-        FA_TRY(require_tensor("dv", p.dv, op));
+        FA_TRY(require_tensor("dq", p.dq, op, q_rows));
+        FA_TRY(require_tensor("dk", p.dk, op, k_rows));
+        FA_TRY(require_tensor("dv", p.dv, op, k_rows));
     }
 
     const struct {

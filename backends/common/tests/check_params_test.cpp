@@ -62,6 +62,19 @@ TEST(CheckParams, ValidFeatureRichProblemsPass) {
     EXPECT_EQ(fa_check_params(&varlen, FA_OP_FORWARD), FA_OK) << fa_get_last_error();
 }
 
+TEST(CheckParams, TensorsWithoutRowsMayBeNull) {
+    // An empty allocation has no address: no keys (seqlen_k 0) leaves k, v (and dk, dv) NULL.
+    for (const fa_op op : {FA_OP_FORWARD, FA_OP_BACKWARD}) {
+        fa_params p = valid_params(op);
+        p.seqlen_k = 0;
+        p.total_k = 0;
+        p.k.data = p.v.data = p.dk.data = p.dv.data = nullptr;
+        EXPECT_EQ(fa_check_params(&p, op), FA_OK) << fa_op_name(op) << ": " << fa_get_last_error();
+        p.total_k = 1;
+        EXPECT_EQ(fa_check_params(&p, op), FA_ERR_INVALID_ARGUMENT) << fa_op_name(op) << ": a NULL k with rows";
+    }
+}
+
 TEST(CheckParams, LongerStructFromANewerCallerPassesWhenItsTailIsZero) {
     struct Newer {
         fa_params params;

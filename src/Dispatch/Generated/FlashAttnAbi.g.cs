@@ -81,7 +81,7 @@ internal enum fa_feature : int
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct fa_tensor
 {
-    /// <summary>address of element [0, 0, 0, 0]; NULL = absent</summary>
+    /// <summary>address of element [0, 0, 0, 0]; NULL = absent (a required tensor only when it has no rows)</summary>
     public void* data;
     /// <summary>elements between batch entries (pages, for a paged cache); ignored for varlen</summary>
     public long batch_stride;
