@@ -77,43 +77,66 @@ struct TileConfig {
 };
 
 /*
- * The configuration per head dim. `DoubleBuffer` selects double-buffered Q/dO (prefetch of the
- * next query block overlaps the whole step) against single-buffered (prefetch overlaps only
- * the dQ product); launch picks the double-buffered one when it fits the device's shared memory.
+ * The configuration per head dim: BwdTile<d, true> is the primary tile, BwdTile<d, false> the
+ * fallback that launch takes when the primary does not fit the device's shared memory
+ * (bwd_has_fallback() in flash_bwd_launch.cuh says which head dims compile one).
+ * `DoubleBuffer` selects double-buffered Q/dO (prefetch of the next query block overlaps the
+ * whole step) against single-buffered (prefetch overlaps only the dQ product).
  *
- *   d    BlockQ BlockK  S warps  KV warps  Q warps  P path     smem bytes double / single
- *   32     64    128    8x1      8x1       4x2      registers   60416 /  -
- *   64     64    128    8x1      8x1       4x2      registers   93184 /  -
- *   96     64    128    8x1      8x1       4x2      registers  125952 /  98816 (sm_86/89)
- *   128    64    128    8x1      8x1       2x4      registers  158720 /  -
- *   192    64     64    4x2      2x4       2x4      shared     173056 / 121344 (sm_80)
- *   256    64     64    4x2      2x4       2x4      shared     222208 / 154112 (sm_80)
+ *   d    tile     BlockQ BlockK  S warps  KV warps  Q warps  P path     smem bytes   DB
+ *   32   primary    64    128    8x1      8x1       4x2      registers   60416       yes
+ *   64   primary   128    128    4x2      4x2       4x2      shared     182272       yes
+ *   64   fallback   64    128    8x1      8x1       4x2      registers   93184       yes
+ *   96   primary    64    128    8x1      8x1       4x2      registers  125952       yes
+ *   96   fallback   64    128    8x1      8x1       4x2      registers   98816       no  (sm_86/89)
+ *   128  primary    64    128    4x2      4x2       2x4      shared     177152       yes
+ *   128  fallback   64    128    8x1      8x1       2x4      registers  158720       yes (sm_80)
+ *   192  primary    64     64    4x2      2x4       2x4      shared     173056       yes
+ *   192  fallback   64     64    4x2      2x4       2x4      shared     121344       no  (sm_80)
+ *   256  primary    64     64    4x2      2x4       2x4      shared     222208       yes
+ *   256  fallback   64     64    4x2      2x4       2x4      shared     154112       no  (sm_80)
  * (sm_80 allows 166912 bytes per block, sm_86/89 101376, sm_90 232448.)
+ * The shared-memory P path with 32 x 32 (S, dQ) and 32 x 64 (dK/dV) warp tiles reads less
+ * shared memory per MMA than the register path (where every warp reads all of Q and dO),
+ * at the price of P^T in shared memory; the register path is the fallback where that does
+ * not fit.
  */
-template <int HeadDim, bool DoubleBuffer>
+template <int HeadDim, bool Primary>
 struct BwdTile;
 
-template <bool DB>
-struct BwdTile<32, DB> : TileConfig<32, 64, 128, 8, 1, 8, 1, 4, 2, DB, 1> {};
-template <bool DB>
-struct BwdTile<64, DB> : TileConfig<64, 64, 128, 8, 1, 8, 1, 4, 2, DB, 1> {};
-template <bool DB>
-struct BwdTile<96, DB> : TileConfig<96, 64, 128, 8, 1, 8, 1, 4, 2, DB, 1> {};
-template <bool DB>
-struct BwdTile<128, DB> : TileConfig<128, 64, 128, 8, 1, 8, 1, 2, 4, DB, 1> {};
-template <bool DB>
-struct BwdTile<192, DB> : TileConfig<192, 64, 64, 4, 2, 2, 4, 2, 4, DB, 1> {};
-template <bool DB>
-struct BwdTile<256, DB> : TileConfig<256, 64, 64, 4, 2, 2, 4, 2, 4, DB, 1> {};
+template <bool P>
+struct BwdTile<32, P> : TileConfig<32, 64, 128, 8, 1, 8, 1, 4, 2, true, 1> {};
+template <>
+struct BwdTile<64, true> : TileConfig<64, 128, 128, 4, 2, 4, 2, 4, 2, true, 1> {};
+template <>
+struct BwdTile<64, false> : TileConfig<64, 64, 128, 8, 1, 8, 1, 4, 2, true, 1> {};
+template <bool P>
+struct BwdTile<96, P> : TileConfig<96, 64, 128, 8, 1, 8, 1, 4, 2, P, 1> {};
+template <>
+struct BwdTile<128, true> : TileConfig<128, 64, 128, 4, 2, 4, 2, 2, 4, true, 1> {};
+template <>
+struct BwdTile<128, false> : TileConfig<128, 64, 128, 8, 1, 8, 1, 2, 4, true, 1> {};
+template <bool P>
+struct BwdTile<192, P> : TileConfig<192, 64, 64, 4, 2, 2, 4, 2, 4, P, 1> {};
+template <bool P>
+struct BwdTile<256, P> : TileConfig<256, 64, 64, 4, 2, 2, 4, 2, 4, P, 1> {};
 
-/* Query rows per step for a head dim (the deterministic-mode semaphores are per query block). */
+template <int HeadDim>
+constexpr int min_block_q() {
+    return BwdTile<HeadDim, true>::kBlockQ < BwdTile<HeadDim, false>::kBlockQ ? BwdTile<HeadDim, true>::kBlockQ
+                                                                              : BwdTile<HeadDim, false>::kBlockQ;
+}
+
+/* Query-block granularity of the deterministic-mode semaphores for a head dim: the smallest
+   BlockQ of its tiles, so that the workspace holds enough counters for either (a kernel with
+   a larger BlockQ indexes fewer of them). */
 inline constexpr int bwd_block_q(int head_dim) {
-    return head_dim <= 32 ? BwdTile<32, true>::kBlockQ
-         : head_dim <= 64 ? BwdTile<64, true>::kBlockQ
-         : head_dim <= 96 ? BwdTile<96, true>::kBlockQ
-         : head_dim <= 128 ? BwdTile<128, true>::kBlockQ
-         : head_dim <= 192 ? BwdTile<192, true>::kBlockQ
-                           : BwdTile<256, true>::kBlockQ;
+    return head_dim <= 32 ? min_block_q<32>()
+         : head_dim <= 64 ? min_block_q<64>()
+         : head_dim <= 96 ? min_block_q<96>()
+         : head_dim <= 128 ? min_block_q<128>()
+         : head_dim <= 192 ? min_block_q<192>()
+                           : min_block_q<256>();
 }
 
 /* The instance head dim a problem's head dim runs on. */

@@ -486,6 +486,56 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                 pointwise<kFeatures, true>(acc_s, acc_dp, p, a, lane);
         }
 
+        // ---- dQ_i += dS K (rows x head dim), added into the fp32 accumulator --------------
+        // Needs dS^T complete in shared memory. Shared path: right after the barrier that
+        // publishes dS^T, ahead of dV / dK, so that the reductions drain under their MMAs.
+        auto dq_step = [&]() {
+            float acc_dq[MT_Q][NT_Q][4];
+#pragma unroll
+            for (int mt = 0; mt < MT_Q; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < NT_Q; ++nt)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) acc_dq[mt][nt][e] = 0.0f;
+            gemm_ss<Element, MT_Q, NT_Q, kBK / 16, true, true>(acc_dq, sDS, kLdQ, wq_q * Cfg::kQWarpQ, sK, kLdD,
+                                                               wq_d * Cfg::kQWarpD, lane);
+
+            int* sem = nullptr;
+            if (p.deterministic) {
+                // Wait until every key block before this one that touches query block m has added.
+                sem = p.sem + static_cast<int64_t>(h) * p.sem_per_head + (s.q_flat0 + static_cast<int64_t>(b) * kBQ) / kBQ + m;
+                const int n_first = wl < 0 ? 0 : max(0, floor_div(i0 - wl + off, kBK));
+                if (tid == 0) {
+                    const int target = n_block - n_first;
+                    while (ld_acquire_gpu(sem) != target) __nanosleep(64);
+                }
+                __syncthreads();
+            }
+            {
+                const SeqInfo s = seq_info(p, b);
+                const int64_t row_stride = static_cast<int64_t>(p.nheads_q) * p.dq_accum_dim;
+                float* dqa = p.dq_accum + (s.q_flat0 + i0) * row_stride + static_cast<int64_t>(h) * p.dq_accum_dim;
+#pragma unroll
+                for (int mt = 0; mt < MT_Q; ++mt)
+#pragma unroll
+                    for (int hh = 0; hh < 2; ++hh) {
+                        const int r = wq_q * Cfg::kQWarpQ + mt * 16 + g + 8 * hh;
+                        if (i0 + r < s.sq) {
+                            float* dst = dqa + r * row_stride + wq_d * Cfg::kQWarpD + 2 * tq;
+#pragma unroll
+                            for (int nt = 0; nt < NT_Q; ++nt) {
+                                red_add_f32x2(dst + nt * 8, acc_dq[mt][nt][2 * hh], acc_dq[mt][nt][2 * hh + 1]);
+                            }
+                        }
+                    }
+            }
+            if (p.deterministic) {
+                __threadfence();
+                __syncthreads();
+                if (tid == 0) atomicAdd(sem, 1);
+            }
+        };
+
         // ---- dV += P~^T dO, dK += dS^T Q; dS^T to shared memory ---------------------------
         const uint32_t ds_warp = sDS + ((ws_k * Cfg::kSWarpK + g) * kLdQ + ws_q * Cfg::kSWarpQ + 2 * tq) * 2;
         const uint32_t p_warp = sP + ((ws_k * Cfg::kSWarpK + g) * kLdQ + ws_q * Cfg::kSWarpQ + 2 * tq) * 2;
@@ -529,62 +579,21 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                     st_shared_32(ds_warp + at + 8 * kLdQ * 2, d1);
                 }
             __syncthreads();
+            dq_step();
             gemm_ss<Element, MT_KV, NT_KV, kBQ / 16, false, true>(acc_dv, sP, kLdQ, wkv_k * Cfg::kKVWarpK, sDO, kLdD,
                                                                    wkv_d * Cfg::kKVWarpD, lane);
             gemm_ss<Element, MT_KV, NT_KV, kBQ / 16, false, true>(acc_dk, sDS, kLdQ, wkv_k * Cfg::kKVWarpK, sQ, kLdD,
                                                                    wkv_d * Cfg::kKVWarpD, lane);
         }
-        __syncthreads();  // dS^T complete; Q and dO of this step no longer read
+        // Register path: dS^T complete. Single buffer: Q and dO of this step no longer read.
+        // (Shared path, double buffer: dS^T was complete before dV / dK; nothing to wait for.)
+        if (Cfg::kRegisterPath || Cfg::kStages == 1) __syncthreads();
         if (Cfg::kStages == 1 && step + 1 < n_steps) {
             load_step(step + 1, 0);
             cp_async_commit();
         }
+        if constexpr (Cfg::kRegisterPath) dq_step();
 
-        // ---- dQ_i += dS K (rows x head dim), added into the fp32 accumulator --------------
-        float acc_dq[MT_Q][NT_Q][4];
-#pragma unroll
-        for (int mt = 0; mt < MT_Q; ++mt)
-#pragma unroll
-            for (int nt = 0; nt < NT_Q; ++nt)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) acc_dq[mt][nt][e] = 0.0f;
-        gemm_ss<Element, MT_Q, NT_Q, kBK / 16, true, true>(acc_dq, sDS, kLdQ, wq_q * Cfg::kQWarpQ, sK, kLdD,
-                                                           wq_d * Cfg::kQWarpD, lane);
-
-        int* sem = nullptr;
-        if (p.deterministic) {
-            // Wait until every key block before this one that touches query block m has added.
-            sem = p.sem + static_cast<int64_t>(h) * p.sem_per_head + (s.q_flat0 + static_cast<int64_t>(b) * kBQ) / kBQ + m;
-            const int n_first = wl < 0 ? 0 : max(0, floor_div(i0 - wl + off, kBK));
-            if (tid == 0) {
-                const int target = n_block - n_first;
-                while (ld_acquire_gpu(sem) != target) __nanosleep(64);
-            }
-            __syncthreads();
-        }
-        {
-            const SeqInfo s = seq_info(p, b);
-            const int64_t row_stride = static_cast<int64_t>(p.nheads_q) * p.dq_accum_dim;
-            float* dqa = p.dq_accum + (s.q_flat0 + i0) * row_stride + static_cast<int64_t>(h) * p.dq_accum_dim;
-#pragma unroll
-            for (int mt = 0; mt < MT_Q; ++mt)
-#pragma unroll
-                for (int hh = 0; hh < 2; ++hh) {
-                    const int r = wq_q * Cfg::kQWarpQ + mt * 16 + g + 8 * hh;
-                    if (i0 + r < s.sq) {
-                        float* dst = dqa + r * row_stride + wq_d * Cfg::kQWarpD + 2 * tq;
-#pragma unroll
-                        for (int nt = 0; nt < NT_Q; ++nt) {
-                            red_add_f32x2(dst + nt * 8, acc_dq[mt][nt][2 * hh], acc_dq[mt][nt][2 * hh + 1]);
-                        }
-                    }
-                }
-        }
-        if (p.deterministic) {
-            __threadfence();
-            __syncthreads();
-            if (tid == 0) atomicAdd(sem, 1);
-        }
     }
 
     // ---- epilogue: dK * scale and dV, through shared memory, 16-byte stores ---------------

@@ -89,11 +89,12 @@ fa_status launch_bwd_main(const BwdParams& p, cudaStream_t stream) {
 
 }  // namespace bwd
 
-/* Head dims that also compile a single-buffered main kernel: 192 and 256 for sm_80's 163 KB,
-   96 for the 99 KB of sm_86 / sm_89. */
+/* Head dims that also compile a fallback main kernel (bwd_traits.cuh): 64 and 128 for the
+   register-path tile (sm_80's 163 KB, sm_86/89's 99 KB at d64), 192 and 256 single-buffered
+   for sm_80, 96 single-buffered for the 99 KB of sm_86 / sm_89. */
 template <int HeadDim>
 constexpr bool bwd_has_single_buffer() {
-    return HeadDim == 96 || HeadDim >= 192;
+    return HeadDim == 64 || HeadDim == 96 || HeadDim >= 128;
 }
 
 /* Shared memory per block the backward of an instance head dim needs at least; fa_supports can
@@ -131,7 +132,7 @@ fa_status run_bwd(const fa_params& params, const LaunchContext& ctx) {
     if (status != FA_OK) return status;
 
     bwd::BwdParams p;
-    status = bwd::make_bwd_params(params, HeadDimQK, Double::kBlockQ, workspace.data(), workspace.bytes(), &p);
+    status = bwd::make_bwd_params(params, HeadDimQK, bwd::bwd_block_q(HeadDimQK), workspace.data(), workspace.bytes(), &p);
     if (status != FA_OK) return status;
 
     status = bwd::launch_bwd_pre<Element>(p, params, ctx.stream);

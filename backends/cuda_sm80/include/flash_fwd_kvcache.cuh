@@ -114,6 +114,10 @@ __global__ void rotate_q_kernel(const __grid_constant__ FwdArgs a, Element* q_ou
  * grid (ceil(seqlen_q / 4), nheads_q, batch), 4 warps, one query row per warp:
  *   M = max(max_s LSE_s, sink); w_s = exp(LSE_s − M); D = Σ w_s + exp(sink − M)
  *   out = Σ (w_s / D) · O_s;  LSE = M + log D  (+inf and out = 0 when nothing was seen)
+ * Decoding has few rows and up to kMaxSplits splits, so the pass is latency-bound: the lanes
+ * share the splits for M and D, lane s % 32 computes w_s / D once and broadcasts it, and the
+ * loads of O_s (float2 per lane, column pairs 2·lane + 64·j) are independent across an
+ * unrolled group of splits, so that several are in flight at once.
  */
 template <typename Element>
 __global__ void split_combine_kernel(const __grid_constant__ FwdArgs a) {
@@ -123,8 +127,10 @@ __global__ void split_combine_kernel(const __grid_constant__ FwdArgs a) {
     if (i >= seq.sq) return;
     const int64_t rows = static_cast<int64_t>(a.batch) * a.nheads_q * a.seqlen_q;
     const int64_t flat = seq.flat0 + i;
+    const int splits = a.num_splits;
+    const float* lse_row = a.lse_partial + flat; /* split s at lse_row[s · rows] */
     float top = kNegInf;
-    for (int s = lane; s < a.num_splits; s += 32) top = fmaxf(top, a.lse_partial[s * rows + flat]);
+    for (int s = lane; s < splits; s += 32) top = fmaxf(top, lse_row[s * rows]);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
     const bool has_sink = a.sink_logits != nullptr;
@@ -136,16 +142,46 @@ __global__ void split_combine_kernel(const __grid_constant__ FwdArgs a) {
         if (lane == 0 && a.lse != nullptr) a.lse[seq.lse0 + i] = kPosInf;
         return;
     }
-    float denominator = has_sink ? expf(sink - top) : 0.0f;
-    for (int s = 0; s < a.num_splits; ++s) denominator += expf(a.lse_partial[s * rows + flat] - top);
+    float part = 0.0f; /* exp(−∞ − M) = 0 for an empty split */
+    for (int s = lane; s < splits; s += 32) part += expf(lse_row[s * rows] - top);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+    const float denominator = part + (has_sink ? expf(sink - top) : 0.0f);
     const float inv = 1.0f / denominator;
-    for (int c = lane; c < a.headdim_v; c += 32) {
-        float acc = 0.0f;
-        for (int s = 0; s < a.num_splits; ++s) {
-            const float l = a.lse_partial[s * rows + flat];
-            if (l != kNegInf) acc += expf(l - top) * a.o_partial[(s * rows + flat) * a.headdim_v + c];
+
+    constexpr int kPairs = 4; /* headdim_v ≤ 256 = 4 × 64 columns */
+    float2 acc[kPairs];
+#pragma unroll
+    for (int j = 0; j < kPairs; ++j) acc[j] = make_float2(0.0f, 0.0f);
+    const float* o_row = a.o_partial + flat * a.headdim_v;
+    const int64_t split_stride = rows * a.headdim_v;
+    for (int s0 = 0; s0 < splits; s0 += 32) {
+        const int mine = s0 + lane;
+        const float w_mine = mine < splits ? expf(lse_row[mine * rows] - top) * inv : 0.0f;
+        const int count = min(32, splits - s0);
+#pragma unroll 4
+        for (int k = 0; k < count; ++k) {
+            const float w = __shfl_sync(0xffffffffu, w_mine, k);
+            if (w == 0.0f) continue; /* empty split (warp-uniform): its O_s is never read */
+            const float* src = o_row + (s0 + k) * split_stride;
+#pragma unroll
+            for (int j = 0; j < kPairs; ++j) {
+                const int c = 2 * lane + 64 * j;
+                if (c < a.headdim_v) {
+                    const float2 x = *reinterpret_cast<const float2*>(src + c);
+                    acc[j].x = fmaf(w, x.x, acc[j].x);
+                    acc[j].y = fmaf(w, x.y, acc[j].y);
+                }
+            }
         }
-        out[c] = from_float<Element>(acc * inv);
+    }
+#pragma unroll
+    for (int j = 0; j < kPairs; ++j) {
+        const int c = 2 * lane + 64 * j;
+        if (c < a.headdim_v) {
+            out[c] = from_float<Element>(acc[j].x);
+            out[c + 1] = from_float<Element>(acc[j].y);
+        }
     }
     if (lane == 0 && a.lse != nullptr) a.lse[seq.lse0 + i] = top + logf(denominator);
 }

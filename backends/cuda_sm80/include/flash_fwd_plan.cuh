@@ -57,15 +57,54 @@ struct FwdPlan {
 inline uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 /*
- * Split count for num_splits = 0 (kv-cache): no split while the CTAs already fill the SMs
- * (≥ 80 % of one wave); else enough splits for about two waves, but never more than the
- * key tiles (more would be empty) nor kMaxSplits. E.g. decoding b = 4, hq = 8, 1 m-block on
- * 132 SMs: 32 CTAs → ⌈264 / 32⌉ = 9 splits, for sk = 4096 (64 tiles of 64 keys) 9 ≤ 64.
+ * CTAs of the split kernel resident per SM: 4 warps at 209 registers (nvcc 11.8, sm_90;
+ * __launch_bounds__(128, 2)) and 64 KB of shared memory at d = 128 give 2 on sm_80 / sm_90
+ * (1 on sm_86 / sm_89, where 99 KB of shared memory holds one; d ≤ 64, 157 registers and
+ * 32 KB, fits 3). One constant for all: the rule below then aims at two waves where one
+ * fits, or at two thirds of the slots, both of which still stream near full bandwidth.
+ */
+constexpr int kSplitCtasPerSm = 2;
+
+/*
+ * Split count for num_splits = 0 (kv-cache). Decoding is a stream of K/V: what matters is
+ * how many CTAs stream at once and how evenly they finish.
+ *
+ * Measured on an H100 (d = 128, one query row): a single split CTA per SM keeps too few
+ * bytes in flight (its cp.async pipeline holds at most V(n) + K(n−1), 32 KB) and reaches
+ * only 63–73 % of the copy bandwidth (batch 8 × 16 heads = 128 CTAs, which the previous rule
+ * — split only below 0.8 CTA per SM — left unsplit); two resident CTAs per SM (batch ≥ 16,
+ * 256+ CTAs) reach 98–103 %. So the unit of filling is a wave of kSplitCtasPerSm · num_sms
+ * slots, and a call splits only while it has less than one such wave:
+ *   - ctas ≥ slots: 1 (already streaming at full bandwidth; splitting only adds the partials
+ *     and the combine pass).
+ *   - else, for s = 1 … s_max with s_max = min(key tiles, kMaxSplits, ⌈2 · slots / ctas⌉)
+ *     (at most about two waves; each split ≥ 1 key tile), the wave efficiency
+ *     e(s) = w / ⌈w⌉, w = ctas · s / slots (the share of the slot-time the CTAs use when all
+ *     CTAs do equal work), and the smallest s with e(s) ≥ 0.95 · max e is taken: the fewest,
+ *     longest splits that fill the waves about as well as any (fewer splits: less combine
+ *     traffic, fewer pipeline fills).
+ * Examples on 132 SMs (264 slots), 16 heads, one query row, kv ≥ 4096: batch 1 → 16 splits,
+ * 2 → 8, 4 → 4, 8 → 2 (256 CTAs, 4096 keys per split at kv 8192), ≥ 16 → 1; b = 4, hq = 8
+ * (32 CTAs) → 8. Short caches are bounded by their key tiles (each split ≥ 64 keys): a short,
+ * tiny call is latency-bound, and more parallel streams still finish it sooner.
  */
 inline int heuristic_splits(int ctas, int key_tiles, int num_sms) {
-    if (ctas <= 0 || num_sms <= 0 || ctas * 5 >= num_sms * 4) return 1;
-    const int wanted = (2 * num_sms + ctas - 1) / ctas;
-    return std::max(1, std::min({wanted, key_tiles, kMaxSplits}));
+    if (ctas <= 0 || num_sms <= 0) return 1;
+    const int64_t slots = static_cast<int64_t>(kSplitCtasPerSm) * num_sms;
+    if (ctas >= slots) return 1;
+    const int64_t by_waves = (2 * slots + ctas - 1) / ctas;
+    const int s_max = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_waves, key_tiles, kMaxSplits})));
+    auto efficiency = [&](int s) {
+        const int64_t busy = static_cast<int64_t>(ctas) * s;    /* CTA-slots of work */
+        const int64_t waves = (busy + slots - 1) / slots;        /* ⌈w⌉ */
+        return static_cast<double>(busy) / static_cast<double>(waves * slots);
+    };
+    double best = 0.0;
+    for (int s = 1; s <= s_max; ++s) best = std::max(best, efficiency(s));
+    for (int s = 1; s <= s_max; ++s) {
+        if (efficiency(s) >= 0.95 * best) return s;
+    }
+    return 1;
 }
 
 inline FwdPlan plan_forward(const fa_params& p, fa_op op, int num_sms) {

@@ -4,6 +4,9 @@
 //   fa_sm80_fwd_check --filter TEXT   only cases whose name contains TEXT
 //   fa_sm80_fwd_check --bench [--dtype bf16|fp16] [--d 64,128,256] [--iters N]
 //                                     TFLOP/s on the standard grid (16k tokens, model dim 2048)
+//   fa_sm80_fwd_check --bench-decode [--d 128]
+//                                     fa_forward_kvcache, one query row, 16 heads, batch 1..64 × kv
+//                                     8k..64k: GB/s of K + V against a device copy, splits chosen
 //
 // Each case draws random inputs (rounded to the dtype), runs fa_forward / fa_forward_kvcache,
 // and compares with
@@ -30,6 +33,7 @@
 #include <cuda_runtime.h>
 
 #include "flash_attn_abi.h"
+#include "flash_fwd_plan.cuh"
 #include "philox.cuh"
 
 namespace {
@@ -785,6 +789,22 @@ std::vector<Case> all_cases() {
         c.name = ty + " d128 kvcache append 1, rotary interleaved, paged 5, splits auto";
         c.sq = 1, c.seqlen_new = 1, c.interleaved = true, c.page_size = 5, c.num_splits = 0;
         add(c);
+        // Decode shapes that the num_splits = 0 heuristic (flash_fwd_plan.cuh) splits: 128 (b, h)
+        // pairs → 2 splits on 132 SMs (halves of ≤ 9 key tiles, per-sequence cache lengths);
+        // 16 pairs → 16 splits of ≤ 3 tiles, the last ones empty for the shorter caches (−∞
+        // partials, skipped by the combine).
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d128 decode b8 h16 kv 1100 append 1, splits auto";
+        c.batch = 8, c.hq = c.hk = 16, c.sq = 1, c.sk = 1100, c.seqlen_new = 1, c.num_splits = 0;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d64 decode gqa 8/2 b2 kv 3000, splits auto";
+        c.d = 64, c.batch = 2, c.hq = 8, c.hk = 2, c.sq = 1, c.sk = 3000, c.num_splits = 0;
+        add(c);
         c = Case{};
         c.dtype = dt;
         c.kvcache = true;
@@ -858,26 +878,111 @@ void bench(fa_dtype dt, const std::vector<int>& dims, int iters) {
     }
 }
 
+/*
+ * Decode (fa_forward_kvcache, one query row, no append, num_splits = 0): GB/s of K + V read,
+ * next to a device-to-device copy of the same bytes, and the split count the heuristic picks.
+ */
+void bench_decode(fa_dtype dt, const std::vector<int>& dims, int iters) {
+    int num_sms = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0));
+    std::printf("%-6s %-5s %-6s %-6s %-7s %-7s %-10s %-10s %-10s %-6s\n", "dtype", "d", "heads", "batch", "kv", "splits", "us", "GB/s",
+                "copy GB/s", "ratio");
+    const int h = 16;
+    for (int d : dims) {
+        for (int b : {1, 2, 4, 8, 16, 32, 64}) {
+            for (int kv : {8192, 16384, 32768, 65536}) {
+                const size_t n = static_cast<size_t>(b) * kv * h * d; /* elements of K (and of V) */
+                void *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr, *ws = nullptr;
+                int32_t* lens = nullptr;
+                if (cudaMalloc(&k, n * 2) != cudaSuccess || cudaMalloc(&v, n * 2) != cudaSuccess) {
+                    cudaGetLastError();
+                    if (k) cudaFree(k);
+                    std::printf("%-6s %-5d %-6d %-6d %-7d skipped: K/V do not fit\n", dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, h, b, kv);
+                    continue;
+                }
+                CUDA_CHECK(cudaMalloc(&q, static_cast<size_t>(b) * h * d * 2));
+                CUDA_CHECK(cudaMalloc(&o, static_cast<size_t>(b) * h * d * 2));
+                CUDA_CHECK(cudaMemset(q, 0x3c, static_cast<size_t>(b) * h * d * 2));
+                CUDA_CHECK(cudaMemset(k, 0x3c, n * 2));
+                CUDA_CHECK(cudaMemset(v, 0x3c, n * 2));
+                const std::vector<int32_t> lens_host(b, kv);
+                CUDA_CHECK(cudaMalloc(&lens, b * sizeof(int32_t)));
+                CUDA_CHECK(cudaMemcpy(lens, lens_host.data(), b * sizeof(int32_t), cudaMemcpyHostToDevice));
+                fa_params p{};
+                p.struct_size = sizeof p;
+                p.abi_version = FA_ABI_VERSION;
+                p.dtype = p.out_dtype = dt;
+                p.batch = b, p.seqlen_q = 1, p.seqlen_k = kv, p.nheads_q = p.nheads_kv = h, p.headdim_qk = p.headdim_v = d;
+                p.total_q = b, p.total_k = b * kv, p.kv_batch = b;
+                p.q = layout(q, 1, h, d, false), p.k = layout(k, kv, h, d, false), p.v = layout(v, kv, h, d, false);
+                p.out = layout(o, 1, h, d, false);
+                p.cache_seqlens = lens;
+                p.softmax_scale = static_cast<float>(1.0 / std::sqrt(d));
+                p.window_left = p.window_right = -1, p.num_splits = 0;
+                const int splits = fa_sm80::plan_forward(p, FA_OP_FORWARD_KVCACHE, num_sms).num_splits;
+                uint64_t ws_bytes = 0;
+                char reason[512];
+                if (fa_supports(&p, FA_OP_FORWARD_KVCACHE, reason, sizeof reason) != FA_OK ||
+                    fa_workspace_size(&p, FA_OP_FORWARD_KVCACHE, &ws_bytes) != FA_OK) {
+                    std::printf("%-6s %-5d %-6d %-6d %-7d skipped: %s\n", dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, h, b, kv, reason);
+                } else {
+                    if (ws_bytes > 0) CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
+                    p.workspace = ws, p.workspace_bytes = ws_bytes;
+                    cudaEvent_t e0, e1;
+                    cudaEventCreate(&e0);
+                    cudaEventCreate(&e1);
+                    for (int w = 0; w < 3; ++w) fa_forward_kvcache(&p);
+                    cudaEventRecord(e0);
+                    for (int it = 0; it < iters; ++it) fa_forward_kvcache(&p);
+                    cudaEventRecord(e1);
+                    CUDA_CHECK(cudaEventSynchronize(e1));
+                    float ms = 0, copy_ms = 0;
+                    cudaEventElapsedTime(&ms, e0, e1);
+                    ms /= iters;
+                    /* the copy reference: K → V, n elements (reads n·2 bytes, writes n·2) */
+                    cudaEventRecord(e0);
+                    for (int it = 0; it < iters; ++it) cudaMemcpyAsync(v, k, n * 2, cudaMemcpyDeviceToDevice);
+                    cudaEventRecord(e1);
+                    CUDA_CHECK(cudaEventSynchronize(e1));
+                    cudaEventElapsedTime(&copy_ms, e0, e1);
+                    copy_ms /= iters;
+                    const double gbs = 2.0 * n * 2 / (ms * 1e6);
+                    const double copy_gbs = 2.0 * n * 2 / (copy_ms * 1e6); /* bytes read + written */
+                    std::printf("%-6s %-5d %-6d %-6d %-7d %-7d %-10.1f %-10.0f %-10.0f %-6.2f\n", dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, h,
+                                b, kv, splits, ms * 1e3, gbs, copy_gbs, gbs / copy_gbs);
+                    cudaEventDestroy(e0);
+                    cudaEventDestroy(e1);
+                }
+                cudaFree(q), cudaFree(k), cudaFree(v), cudaFree(o), cudaFree(lens);
+                if (ws) cudaFree(ws);
+            }
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string filter;
-    bool do_bench = false, quick = false;
+    bool do_bench = false, do_bench_decode = false, quick = false;
     // FA_CHECK_SMALL=1 (set by tools/device/gpu-check.sh for compute-sanitizer) = --quick.
     const char* small_env = std::getenv("FA_CHECK_SMALL");
     const bool small = small_env != nullptr && std::strcmp(small_env, "1") == 0;
     fa_dtype bench_dtype = FA_DTYPE_BF16;
     std::vector<int> dims = {64, 128, 256};
     int iters = 20;
+    bool dims_given = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--filter" && i + 1 < argc) filter = argv[++i];
         else if (a == "--bench") do_bench = true;
+        else if (a == "--bench-decode") do_bench_decode = true;
         else if (a == "--quick") quick = true; /* small problems only: for compute-sanitizer */
         else if (a == "--dtype" && i + 1 < argc) bench_dtype = std::string(argv[++i]) == "fp16" ? FA_DTYPE_F16 : FA_DTYPE_BF16;
         else if (a == "--iters" && i + 1 < argc) iters = std::atoi(argv[++i]);
         else if (a == "--d" && i + 1 < argc) {
             dims.clear();
+            dims_given = true;
             std::string list = argv[++i];
             size_t pos = 0;
             while (pos < list.size()) {
@@ -887,7 +992,7 @@ int main(int argc, char** argv) {
                 pos = comma + 1;
             }
         } else {
-            std::fprintf(stderr, "usage: %s [--quick] [--filter TEXT] [--bench [--dtype bf16|fp16] [--d 64,128] [--iters N]]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--quick] [--filter TEXT] [--bench | --bench-decode [--dtype bf16|fp16] [--d 64,128] [--iters N]]\n", argv[0]);
             return 2;
         }
     }
@@ -895,6 +1000,10 @@ int main(int argc, char** argv) {
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("device: %s (sm_%d%d, %d SMs), library %s\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount,
                 fa_backend_name());
+    if (do_bench_decode) {
+        bench_decode(bench_dtype, dims_given ? dims : std::vector<int>{128}, iters);
+        return 0;
+    }
     if (do_bench) {
         bench(bench_dtype, dims, iters);
         return 0;
