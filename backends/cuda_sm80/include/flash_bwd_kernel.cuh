@@ -148,9 +148,15 @@ __device__ __forceinline__ int floor_div(int a, int b) {
  *   B not transposed: stored [n][k] (k contiguous), rows b_n0.
  *   B transposed:     stored [k][n], n columns from b_n0.
  * Leading dimensions in elements; addresses are shared-space byte addresses. */
-template <typename Element, int MT, int NT, int KSTEPS, bool ATrans, bool BTrans>
+struct NoHook {
+    __device__ __forceinline__ void operator()(int) const {}
+};
+
+/* hook(ks) runs between the fragment loads and the MMAs of k-step ks: independent work placed there is issued between
+   the MMAs instead of after the product. */
+template <typename Element, int MT, int NT, int KSTEPS, bool ATrans, bool BTrans, typename Hook = NoHook>
 __device__ __forceinline__ void gemm_ss(float (&acc)[MT][NT][4], uint32_t sA, int lda, int a_m0, uint32_t sB, int ldb,
-                                        int b_n0, int lane) {
+                                        int b_n0, int lane, const Hook& hook = Hook()) {
     static_assert(NT % 2 == 0, "B tiles come in pairs");
     uint32_t a_base, b_base;
     if (ATrans)
@@ -171,6 +177,7 @@ __device__ __forceinline__ void gemm_ss(float (&acc)[MT][NT][4], uint32_t sA, in
             else
                 ldmatrix_x4(a[mt], a_base + (mt * 16 * lda + ks * 16) * 2);
         }
+        hook(ks);
 #pragma unroll
         for (int nt2 = 0; nt2 < NT / 2; ++nt2) {
             uint32_t bb[4];
@@ -305,6 +312,64 @@ __device__ __forceinline__ void pointwise(float (&acc_s)[MT][NT][4], float (&acc
                 acc_s[mt][nt][e4] = pt;
             }
         }
+    }
+}
+
+/* The plain variant (no softcap, ALiBi or dropout) in two halves, so that the exponentials sit
+ * in the same basic block as the dP^T product and the scheduler can issue them between its MMAs
+ * (the SFU work of P then hides under the tensor pipe instead of running after it):
+ *   pointwise_exp   acc_s := P = exp(s - LSE), unmasked (masked elements may be inf or NaN);
+ *   pointwise_mask  (tiles that cross the window or the sequence end) masked elements := 0,
+ *                   a select, so whatever the exponential gave there is dropped;
+ *   pointwise_ds    acc_dp := dS = P (dP - D).
+ * Same arithmetic as pointwise<false, kMask>, element for element. */
+#ifndef FA_SM80_BWD_SPLIT_POINTWISE
+#define FA_SM80_BWD_SPLIT_POINTWISE 0
+#endif
+
+/* Elements [chunk * E / kChunks, (chunk + 1) * E / kChunks) of the E = MT NT 4 of acc_s, in
+   (nt, mt, e4) order: called once per k-step of the dP^T product (kChunks = its k-steps). */
+template <int kChunks, int MT, int NT>
+__device__ __forceinline__ void pointwise_exp(float (&acc_s)[MT][NT][4], const BwdParams& p, const PointwiseArgs& a,
+                                              int chunk) {
+    constexpr int E = MT * NT * 4;
+#pragma unroll
+    for (int idx = 0; idx < E; ++idx) {
+        if (idx * kChunks / E != chunk) continue;  // compile-time after unrolling
+        const int nt = idx / (MT * 4), mt = (idx / 4) % MT, e4 = idx % 4;
+        const float lse = a.lse[nt * 8 + (e4 & 1)];
+        acc_s[mt][nt][e4] = exp2_approx(fmaf(acc_s[mt][nt][e4], p.scale_log2, -lse * kLog2e));
+    }
+}
+
+template <int MT, int NT>
+__device__ __forceinline__ void pointwise_mask(float (&acc_s)[MT][NT][4], const PointwiseArgs& a) {
+    const int diag = a.key - a.row - a.off;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int e4 = 0; e4 < 4; ++e4) {
+                const int dk = mt * 16 + 8 * (e4 >> 1), dr = nt * 8 + (e4 & 1);
+                const int d = diag + dk - dr;
+                const bool visible = a.key + dk < a.sk && a.row + dr < a.sq && d >= a.lo && d <= a.hi;
+                acc_s[mt][nt][e4] = visible ? acc_s[mt][nt][e4] : 0.0f;
+            }
+}
+
+template <int MT, int NT>
+__device__ __forceinline__ void pointwise_ds(const float (&acc_s)[MT][NT][4], float (&acc_dp)[MT][NT][4],
+                                             const PointwiseArgs& a) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        const float2 dsum = *reinterpret_cast<const float2*>(a.dsum + nt * 8);
+        const float dd[2] = {dsum.x, dsum.y};
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int e4 = 0; e4 < 4; ++e4)
+                acc_dp[mt][nt][e4] = acc_s[mt][nt][e4] * (acc_dp[mt][nt][e4] - dd[e4 & 1]);
     }
 }
 
@@ -461,8 +526,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                 for (int e = 0; e < 4; ++e) acc_s[mt][nt][e] = acc_dp[mt][nt][e] = 0.0f;
         gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(acc_s, sK, kLdD, ws_k * Cfg::kSWarpK, sQ, kLdD,
                                                             ws_q * Cfg::kSWarpQ, lane);
-        gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(acc_dp, sV, kLdD, ws_k * Cfg::kSWarpK, sDO, kLdD,
-                                                            ws_q * Cfg::kSWarpQ, lane);
+        constexpr bool kSplit = FA_SM80_BWD_SPLIT_POINTWISE != 0 && !kFeatures;
+        if constexpr (!kSplit)
+            gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(acc_dp, sV, kLdD, ws_k * Cfg::kSWarpK, sDO, kLdD,
+                                                                ws_q * Cfg::kSWarpQ, lane);
 
         // ---- P~ (into acc_s) and dS (into acc_dp) ----------------------------------------
         {
@@ -480,10 +547,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
             a.hi = wr < 0 ? INT_MAX : wr;
             a.neg_slope = kFeatures && p.alibi != nullptr ? -p.alibi[b * p.alibi_batch_stride + h] : 0.0f;
             a.c3 = static_cast<uint32_t>(b * p.nheads_q + h);
-            if (full)
-                pointwise<kFeatures, false>(acc_s, acc_dp, p, a, lane);
-            else
-                pointwise<kFeatures, true>(acc_s, acc_dp, p, a, lane);
+            if constexpr (kSplit) {
+                // P's exponentials and dP^T = V dO^T in one basic block (see pointwise_exp).
+                gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(
+                    acc_dp, sV, kLdD, ws_k * Cfg::kSWarpK, sDO, kLdD, ws_q * Cfg::kSWarpQ, lane,
+                    [&](int ks) { pointwise_exp<kD / 16>(acc_s, p, a, ks); });
+                if (!full) pointwise_mask(acc_s, a);
+                pointwise_ds(acc_s, acc_dp, a);
+            } else {
+                if (full)
+                    pointwise<kFeatures, false>(acc_s, acc_dp, p, a, lane);
+                else
+                    pointwise<kFeatures, true>(acc_s, acc_dp, p, a, lane);
+            }
         }
 
         // ---- dQ_i += dS K (rows x head dim), added into the fp32 accumulator --------------
