@@ -137,8 +137,8 @@ var file = new
         load_average_start = loadStart,
         load_average_end = LoadAverage(),
         method = "same fp32 buffers for every implementation; first a process warm-up (~0.7 s of calls per implementation and head dim " +
-                 "on s=256) so that tiered JIT compilation has settled; per config: 2 warm-up calls of each, then N interleaved rounds " +
-                 "(each implementation once per round, order rotated, 20 ms pause before each call), Stopwatch around each call; " +
+                 "on s=256) so that tiered JIT compilation has settled; per config: 2 warm-up calls of each, then N calls of each in rounds " +
+                 "(per round each implementation runs a block of 5 back-to-back calls after a 200 ms pause, order rotated), Stopwatch around each call; " +
                  "median (and min) of the N calls; N = --runs, halved (at least 5) when one call takes over 1.5 s",
         flops = "4·b·h·s²·d (non-causal)",
         ratio = "peer_ms / ours_ms with the faster ORT peer; > 1 means ours is faster",
@@ -283,10 +283,16 @@ internal sealed class Contestant(string name, Action call)
 internal static class Harness
 {
     /// <summary>
-    /// Interleaved timing: two warm-up calls of each implementation, then rounds in which each
-    /// implementation runs once (order rotated every round, a 20 ms pause before each call so that
-    /// the previous one's worker threads are idle). <paramref name="runs"/> rounds, halved (at
-    /// least 5) when one call takes over 1.5 s. Background load hits every implementation alike.
+    /// Block-interleaved timing: two warm-up calls of each implementation, then rounds in which
+    /// each implementation (order rotated every round) runs a block of back-to-back calls, each
+    /// timed, after a 200 ms pause. Back-to-back, as a model calls attention layer after layer:
+    /// an implementation keeps whatever its threads gain from running hot. The pause before each
+    /// block lets the previous implementation's threads go idle first: ONNX Runtime's intra-op
+    /// threads spin-wait for more than 20 ms after a call, and on 2 cores that spinning took a
+    /// third of the CPU from the next call (ours at b 1, s 512, d 64: 4.7 ms after an ORT call with
+    /// a 20 ms pause, 3.1 ms with ORT's spinning off, 2026-11-23). <paramref name="runs"/> calls
+    /// each, halved (at least 5) when one call takes over 1.5 s. Background load hits every
+    /// implementation alike.
     /// </summary>
     public static Dictionary<string, Measured> Measure(List<Contestant> contestants, int runs)
     {
@@ -310,15 +316,20 @@ internal static class Harness
         var times = live.ToDictionary(c => c.Name, _ => new List<double>());
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        for (int round = 0; round < n; round++)
+        const int callsPerBlock = 5;
+        int rounds = (n + callsPerBlock - 1) / callsPerBlock;
+        for (int round = 0; round < rounds; round++)
         {
             for (int i = 0; i < live.Count; i++)
             {
                 var c = live[(round + i) % live.Count];
-                Thread.Sleep(20);
-                long start = Stopwatch.GetTimestamp();
-                c.Call();
-                times[c.Name].Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                Thread.Sleep(200);
+                for (int call = 0; call < Math.Min(callsPerBlock, n - round * callsPerBlock); call++)
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    c.Call();
+                    times[c.Name].Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                }
             }
         }
         return times.ToDictionary(t => t.Key, t =>
