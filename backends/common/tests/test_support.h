@@ -1,4 +1,4 @@
-// Shared by the fa_common tests: a valid fa_params per entry point. Pointers point at a static
+// Shared by the fa_common tests and the backends' API tests: a valid fa_params per entry point. Pointers point at a static
 // buffer and are never dereferenced (the checks only look at NULL / non-NULL).
 #ifndef FA_COMMON_TEST_SUPPORT_H
 #define FA_COMMON_TEST_SUPPORT_H
@@ -7,9 +7,10 @@
 
 namespace fa_test {
 
+// Distinct, 256-byte-aligned addresses: backends refuse misaligned tensors (cuda_sm80 wants 16 bytes).
 inline void* fake_pointer(int index) {
-    static char storage[64];
-    return &storage[index];
+    alignas(256) static char storage[64 * 256];
+    return &storage[index * 256];
 }
 
 inline fa_tensor dense_tensor(int index, int nheads, int headdim, int seqlen) {

@@ -9,61 +9,18 @@
 #include <gtest/gtest.h>
 
 #include "flash_attn_abi.h"
+#include "test_support.h"
 
 namespace {
 
-// 16-byte-aligned fake device addresses: fa_supports never dereferences them.
-void* fake_pointer(int index) {
-    alignas(256) static char storage[64 * 256];
-    return &storage[index * 256];
-}
+using fa_test::dense_tensor;
+using fa_test::fake_pointer;
 
-fa_tensor dense(int index, int nheads, int headdim, int seqlen) {
-    fa_tensor t{};
-    t.data = fake_pointer(index);
-    t.head_stride = headdim;
-    t.row_stride = static_cast<int64_t>(nheads) * headdim;
-    t.batch_stride = t.row_stride * seqlen;
-    return t;
-}
+// batch 2, 128 x 256, 12 query heads over 4 kv heads, head dim 128, bf16 (the default dev build).
+fa_params valid_forward() { return fa_test::valid_params(FA_OP_FORWARD); }
 
-// batch 2, 128 × 256, 8 query heads over 2 kv heads, head dim 128, bf16 (the default dev build).
-fa_params valid_forward() {
-    fa_params p{};
-    p.struct_size = sizeof(fa_params);
-    p.abi_version = FA_ABI_VERSION;
-    p.dtype = FA_DTYPE_BF16;
-    p.out_dtype = FA_DTYPE_BF16;
-    p.batch = 2;
-    p.seqlen_q = 128;
-    p.seqlen_k = 256;
-    p.nheads_q = 8;
-    p.nheads_kv = 2;
-    p.headdim_qk = 128;
-    p.headdim_v = 128;
-    p.total_q = p.batch * p.seqlen_q;
-    p.total_k = p.batch * p.seqlen_k;
-    p.kv_batch = p.batch;
-    p.q = dense(0, p.nheads_q, 128, p.seqlen_q);
-    p.k = dense(1, p.nheads_kv, 128, p.seqlen_k);
-    p.v = dense(2, p.nheads_kv, 128, p.seqlen_k);
-    p.out = dense(3, p.nheads_q, 128, p.seqlen_q);
-    p.softmax_scale = 0.08838835f;
-    p.window_left = -1;
-    p.window_right = -1;
-    p.num_splits = 1;
-    return p;
-}
-
-fa_params valid_kvcache() {
-    fa_params p = valid_forward();
-    p.seqlen_q = 1;
-    p.total_q = p.batch;
-    p.q = dense(0, p.nheads_q, 128, 1);
-    p.out = dense(3, p.nheads_q, 128, 1);
-    p.cache_seqlens = static_cast<const int32_t*>(fake_pointer(10));
-    return p;
-}
+// One query row per sequence, appending one key (test_support's kv-cache problem).
+fa_params valid_kvcache() { return fa_test::valid_params(FA_OP_FORWARD_KVCACHE); }
 
 struct Answer {
     fa_status status;
@@ -166,8 +123,8 @@ TEST(Sm80Api, RefusesFp32AndFp8) {
 TEST(Sm80Api, RefusesAsymmetricHeadDims) {
     fa_params p = valid_forward();
     p.headdim_qk = 192;
-    p.q = dense(0, p.nheads_q, 192, p.seqlen_q);
-    p.k = dense(1, p.nheads_kv, 192, p.seqlen_k);
+    p.q = dense_tensor(0, p.nheads_q, 192, p.seqlen_q);
+    p.k = dense_tensor(1, p.nheads_kv, 192, p.seqlen_k);
     const Answer a = ask(p, FA_OP_FORWARD);
     EXPECT_EQ(a.status, FA_ERR_UNSUPPORTED);
     EXPECT_TRUE(contains(a.reason, "headdim_v")) << a.reason;
@@ -236,9 +193,9 @@ TEST(Sm80Api, WorkspaceSizes) {
     fa_params kv = valid_kvcache();
     kv.num_splits = 4; /* explicit: no device query needed */
     const fa_status split = fa_workspace_size(&kv, FA_OP_FORWARD_KVCACHE, &bytes);
-    // 16 rows (2 × 8 heads × 1) × 4 splits: partial O 16·4·128 floats (32768 B), then LSE 16·4 floats.
+    // 24 rows (2 × 12 heads × 1) × 4 splits: partial O 24·4·128 floats (49152 B), then LSE 24·4 floats.
     if (split == FA_OK) {
-        EXPECT_EQ(bytes, 32768u + 256u);
+        EXPECT_EQ(bytes, 49152u + 384u);
     }
     EXPECT_EQ(fa_workspace_size(&kv, FA_OP_FORWARD_KVCACHE, nullptr), FA_ERR_INVALID_ARGUMENT);
 }
@@ -254,14 +211,7 @@ TEST(Sm80Api, BackwardIsRefusedOrClaimed) {
     fa_capabilities caps{};
     caps.struct_size = sizeof caps;
     ASSERT_EQ(fa_get_capabilities(&caps), FA_OK);
-    fa_params p = valid_forward();
-    p.dout = dense(4, p.nheads_q, 128, p.seqlen_q);
-    p.dq = dense(5, p.nheads_q, 128, p.seqlen_q);
-    p.dk = dense(6, p.nheads_kv, 128, p.seqlen_k);
-    p.dv = dense(7, p.nheads_kv, 128, p.seqlen_k);
-    p.softmax_lse = static_cast<float*>(fake_pointer(8));
-    p.lse_head_stride = p.seqlen_q;
-    p.lse_batch_stride = static_cast<int64_t>(p.nheads_q) * p.seqlen_q;
+    const fa_params p = fa_test::valid_params(FA_OP_BACKWARD);
     const Answer a = ask(p, FA_OP_BACKWARD);
     if (caps.features[FA_OP_BACKWARD] & FA_FEATURE_GQA) {
         EXPECT_TRUE(refused_only_for_environment(a) || a.status == FA_ERR_UNSUPPORTED) << a.reason;
