@@ -59,7 +59,8 @@ TEST(Sm80Api, CapabilitiesAreTruthful) {
     EXPECT_EQ(caps.headdim_align, 8);
     EXPECT_EQ(caps.page_size_align, 1);
     EXPECT_GE(caps.max_splits, 1);
-    EXPECT_TRUE(contains(caps.archs, "sm_80")) << caps.archs;
+    // The targets this build compiled (all of sm_80 … sm_90, or those FA_CUDA_ARCHITECTURES kept).
+    EXPECT_STREQ(caps.archs, FA_SM80_EXPECTED_ARCHS);
 
     const uint64_t fwd = caps.features[FA_OP_FORWARD];
     for (uint64_t bit : {FA_FEATURE_CAUSAL, FA_FEATURE_WINDOW, FA_FEATURE_SOFTCAP, FA_FEATURE_ALIBI, FA_FEATURE_DROPOUT,
