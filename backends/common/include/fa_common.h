@@ -72,6 +72,14 @@ std::uint64_t fa_used_features(const fa_params* params, fa_op op) noexcept;
 fa_status fa_check_capabilities(const fa_params* params, fa_op op, const fa_capabilities* caps,
                                 const char* backend_name) noexcept;
 
+/* Returns the status of `expr` from the enclosing function unless it is FA_OK (checks in order,
+   first failure wins). */
+#define FA_TRY(expr)                                     \
+    do {                                                 \
+        const fa_status fa_try_status_ = (expr);         \
+        if (fa_try_status_ != FA_OK) return fa_try_status_; \
+    } while (0)
+
 /* ---- the C boundary ------------------------------------------------------------------- */
 
 /* Runs `body` (returning fa_status) and turns anything it throws into a status and last

@@ -56,13 +56,6 @@ bool is_attention_dtype(int dtype) {
     return dtype == FA_DTYPE_F16 || dtype == FA_DTYPE_BF16 || dtype == FA_DTYPE_F32 || dtype == FA_DTYPE_F8_E4M3;
 }
 
-// Runs checks in order and returns the first failure.
-#define FA_TRY(check)                         \
-    do {                                      \
-        const fa_status status_ = (check);    \
-        if (status_ != FA_OK) return status_; \
-    } while (0)
-
 fa_status check_header(const fa_params& p) {
     if (p.abi_version != FA_ABI_VERSION)
         return fa_set_last_error(FA_ERR_ABI_MISMATCH,

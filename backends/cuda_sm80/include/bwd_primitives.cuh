@@ -39,12 +39,6 @@ __device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t v) {
     return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xffff0000u));
 }
 
-/* tanh(x) = 1 - 2 / (e^{2x} + 1): absolute error ~1e-7 everywhere, limits exactly +-1. */
-__device__ __forceinline__ float tanh_fast(float x) {
-    const float e = exp2_approx(x * 2.8853900817779268f);  // e^{2x}
-    return 1.0f - __fdividef(2.0f, e + 1.0f);
-}
-
 /* ld.acquire.gpu: later reads of this thread see what was written before the matching release. */
 __device__ __forceinline__ int ld_acquire_gpu(const int* p) {
     int v;

@@ -290,7 +290,7 @@ __device__ __forceinline__ void pointwise(float (&acc_s)[MT][NT][4], float (&acc
                 } else {
                     float x = acc_s[mt][nt][e4] * p.scale;
                     if (has_softcap) {
-                        const float th = tanh_fast(x * p.inv_softcap);
+                        const float th = tanh_accurate(x * p.inv_softcap);
                         x = p.softcap * th;
                         grad = 1.0f - th * th;
                     }

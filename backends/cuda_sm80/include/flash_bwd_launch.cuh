@@ -27,25 +27,6 @@ namespace bwd {
 fa_status make_bwd_params(const fa_params& params, int instance_head_dim, int block_q, void* workspace,
                           uint64_t workspace_bytes, BwdParams* out);
 
-/* Workspace given by the caller, or allocated with cudaMallocAsync and freed with
-   cudaFreeAsync on the stream when this object goes out of scope. */
-class BwdWorkspace {
-public:
-    BwdWorkspace() = default;
-    BwdWorkspace(const BwdWorkspace&) = delete;
-    BwdWorkspace& operator=(const BwdWorkspace&) = delete;
-    ~BwdWorkspace();
-    fa_status acquire(const LaunchContext& ctx, uint64_t bytes);
-    void* data() const { return data_; }
-    uint64_t bytes() const { return bytes_; }
-
-private:
-    void* data_ = nullptr;
-    uint64_t bytes_ = 0;
-    bool owned_ = false;
-    cudaStream_t stream_ = nullptr;
-};
-
 /* Enqueues preprocess, dsink, kv padding; then main is the caller's; postprocess after. */
 template <typename Element>
 fa_status launch_bwd_pre(const BwdParams& p, const fa_params& params, cudaStream_t stream) {
@@ -126,13 +107,23 @@ fa_status run_bwd(const fa_params& params, const LaunchContext& ctx) {
                                  "allows %d",
                                  HeadDimQK, bwd_min_smem_bytes<HeadDimQK>(), ctx.max_smem_optin);
 
-    bwd::BwdWorkspace workspace;
+    // fa_backward passes the workspace in ctx; a direct call without one (bwd_check's standalone
+    // build) takes it from the library's pool like fa_backward would.
     const uint64_t need = bwd_workspace_bytes(params);
-    fa_status status = workspace.acquire(ctx, need);
+    LaunchContext run_ctx = ctx;
+    fa_cuda::Workspace own_workspace("cuda_sm80");
+    fa_status status = FA_OK;
+    if (run_ctx.workspace == nullptr) {
+        status = own_workspace.acquire(params, need, &run_ctx);
+    } else if (run_ctx.workspace_bytes < need) {
+        status = fa_set_last_error(FA_ERR_INVALID_ARGUMENT,
+                                   "cuda_sm80 fa_backward: workspace of %" PRIu64 " bytes; the problem needs %" PRIu64,
+                                   run_ctx.workspace_bytes, need);
+    }
     if (status != FA_OK) return status;
 
     bwd::BwdParams p;
-    status = bwd::make_bwd_params(params, HeadDimQK, bwd::bwd_block_q(HeadDimQK), workspace.data(), workspace.bytes(), &p);
+    status = bwd::make_bwd_params(params, HeadDimQK, bwd::bwd_block_q(HeadDimQK), run_ctx.workspace, run_ctx.workspace_bytes, &p);
     if (status != FA_OK) return status;
 
     status = bwd::launch_bwd_pre<Element>(p, params, ctx.stream);

@@ -34,8 +34,8 @@
 
 namespace fa_sm80 {
 
-constexpr float kNegInf = -__builtin_huge_valf();
-constexpr float kPosInf = __builtin_huge_valf();
+using fa_cuda::kNegInf;
+using fa_cuda::kPosInf;
 
 /* Where the rows and keys of one (sequence b, query head h) live. */
 struct FwdSequence {
@@ -148,12 +148,6 @@ FA_DEVICE void load_tile_async_rows(uint32_t smem_tile, const uint16_t* base, Ro
         const bool valid = row < rows_valid && chunk < chunks_valid;
         cp_async_16(smem_tile + Tile::offset(row, chunk), valid ? base + row_offset(row) + chunk * 8 : base, valid);
     }
-}
-
-/* tanh through one ex2: 1 − 2 / (e^{2x} + 1); absolute error ~1e-7 (tanh.approx has 2^-11 relative). */
-FA_DEVICE float tanh_accurate(float x) {
-    const float e = exp2_approx(2.0f * kLog2e * x);
-    return 1.0f - __fdividef(2.0f, e + 1.0f);
 }
 
 /*

@@ -14,28 +14,9 @@
 #include "flash_fwd_plan.cuh"
 #include "sm80_launch.cuh"
 
-#ifndef FA_TRY_STATUS
-/* Returns the status of `expr` from the enclosing function unless it is FA_OK. */
-#define FA_TRY_STATUS(expr)                  \
-    do {                                     \
-        const fa_status fa_status_ = (expr); \
-        if (fa_status_ != FA_OK) return fa_status_; \
-    } while (0)
-#endif
-
 namespace fa_sm80 {
 
-/*
- * The window as the kernels use it (docs/semantics.md "Normalisation"): causal means
- * right = 0, and a side ≥ seqlen_k (dense sk, varlen maximum, cache capacity) is unbounded.
- * The managed API has normally done this already; doing it again is harmless.
- */
-inline void normalised_window(const fa_params& p, int& left, int& right) {
-    left = p.window_left;
-    right = p.is_causal ? 0 : p.window_right;
-    if (left >= p.seqlen_k) left = -1;
-    if (right >= p.seqlen_k) right = -1;
-}
+using fa_cuda::normalised_window;
 
 /* The full kernel handles what changes scores beyond scale and mask. */
 inline bool needs_full_kernel(const fa_params& p) {
@@ -97,12 +78,7 @@ inline FwdArgs make_fwd_args(const fa_params& p) {
     return a;
 }
 
-inline fa_status launch_status(const char* what) {
-    const cudaError_t err = cudaGetLastError();
-    if (err == cudaSuccess) return FA_OK;
-    return fa_set_last_error(FA_ERR_DEVICE, "cuda_sm80: launching %s failed: %s (%s)", what, cudaGetErrorName(err),
-                             cudaGetErrorString(err));
-}
+inline fa_status launch_status(const char* what) { return fa_cuda::launch_status("cuda_sm80", what); }
 
 template <typename Kernel>
 fa_status launch_attention(Kernel kernel, dim3 grid, int threads, int smem_bytes, const FwdArgs& args,
@@ -160,13 +136,13 @@ fa_status run_fwd_split(const fa_params& p, const LaunchContext& ctx) {
                      p.k_new.head_stride,  p.v_new.batch_stride, p.v_new.row_stride,  p.v_new.head_stride,
                      args.seqlen_new};
         kvcache_append_kernel<Element><<<dim3(args.seqlen_new, p.batch), 128, 0, ctx.stream>>>(args, n, rot);
-        FA_TRY_STATUS(launch_status("the kv-cache append kernel"));
+        FA_TRY(launch_status("the kv-cache append kernel"));
     }
     if (kvcache && p.rotary_dim > 0 && p.seqlen_q > 0) {
         Element* q_rot = reinterpret_cast<Element*>(workspace + plan.q_rotated_offset);
         const int local = (args.window_left >= 0 || args.window_right >= 0) ? 1 : 0;
         rotate_q_kernel<Element><<<dim3(p.seqlen_q, p.batch), 128, 0, ctx.stream>>>(args, q_rot, rot, local);
-        FA_TRY_STATUS(launch_status("the q rotation kernel"));
+        FA_TRY(launch_status("the q rotation kernel"));
         args.q = q_rot;
         args.q_head_stride = p.headdim_qk;
         args.q_row_stride = static_cast<int64_t>(p.nheads_q) * p.headdim_qk;
@@ -180,11 +156,11 @@ fa_status run_fwd_split(const fa_params& p, const LaunchContext& ctx) {
         args.lse_partial = reinterpret_cast<float*>(workspace + plan.partial_lse_offset);
     }
     const dim3 grid((p.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM, p.nheads_q, p.batch * plan.num_splits);
-    FA_TRY_STATUS(launch_attention(flash_fwd_kernel<Traits, IsCausal, true, true>, grid, Traits::kNThreads, Traits::kSmemBytes,
+    FA_TRY(launch_attention(flash_fwd_kernel<Traits, IsCausal, true, true>, grid, Traits::kNThreads, Traits::kSmemBytes,
                                    args, ctx, "the split-KV forward kernel"));
     if (plan.num_splits > 1) {
         split_combine_kernel<Element><<<dim3((p.seqlen_q + 3) / 4, p.nheads_q, p.batch), 128, 0, ctx.stream>>>(args);
-        FA_TRY_STATUS(launch_status("the split-KV combine kernel"));
+        FA_TRY(launch_status("the split-KV combine kernel"));
     }
     return FA_OK;
 }

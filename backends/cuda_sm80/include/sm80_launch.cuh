@@ -33,19 +33,12 @@
 
 #include "flash_attn_abi.h"
 #include "fa_common.h"
+#include "fa_cuda_host.h"
 
 namespace fa_sm80 {
 
-struct LaunchContext {
-    cudaStream_t stream;
-    void* workspace;
-    uint64_t workspace_bytes;
-    int device;
-    int num_sms;
-    int cc_major;
-    int cc_minor;
-    int max_smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin */
-};
+/* The launch context shared by the CUDA backends (backends/common/include/fa_cuda_host.h). */
+using LaunchContext = fa_cuda::LaunchContext;
 
 template <typename Element, int HeadDimQK, int HeadDimV, bool IsCausal>
 fa_status run_fwd(const fa_params& params, const LaunchContext& ctx);

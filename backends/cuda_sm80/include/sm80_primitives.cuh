@@ -28,6 +28,8 @@
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 
+#include "fa_cuda_math.cuh"
+
 #define FA_DEVICE __device__ __forceinline__
 #define FA_HOST_DEVICE __host__ __device__ __forceinline__
 
@@ -151,51 +153,16 @@ FA_DEVICE uint32_t opaque(uint32_t x) {
     return x;
 }
 
-// ---- fp32 ↔ 16-bit -------------------------------------------------------------------------
+// ---- math shared with the sm90 backend: pack2, exp2_approx, tanh_accurate, quad_max/quad_sum,
+// kLog2e/kLn2 (backends/common/include/fa_cuda_math.cuh) -------------------------------------
 
-/* {lo, hi} rounded to nearest-even into one b32 (lo in the low half = the lower column). */
-template <typename Element>
-FA_DEVICE uint32_t pack2(float lo, float hi);
-
-template <>
-FA_DEVICE uint32_t pack2<__half>(float lo, float hi) {
-    uint32_t r;
-    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-template <>
-FA_DEVICE uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
-    uint32_t r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-// ---- math ----------------------------------------------------------------------------------
-
-/* 2^x, ex2.approx.ftz (relative error 2^-22; ex2(-inf) = +0). */
-FA_DEVICE float exp2_approx(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
-constexpr float kLog2e = 1.4426950408889634f; /* log2(e): exp(x) = 2^(x·log2e) */
-constexpr float kLn2 = 0.6931471805599453f;   /* ln(2): ln(x) = log2(x)·ln2 */
-
-// ---- quad reductions (the 4 lanes of one MMA row group share a row) ---------------------------
-
-FA_DEVICE float quad_max(float x) {
-    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-    return x;
-}
-
-FA_DEVICE float quad_sum(float x) {
-    x += __shfl_xor_sync(0xffffffffu, x, 1);
-    x += __shfl_xor_sync(0xffffffffu, x, 2);
-    return x;
-}
+using fa_cuda::exp2_approx;
+using fa_cuda::kLn2;
+using fa_cuda::kLog2e;
+using fa_cuda::pack2;
+using fa_cuda::quad_max;
+using fa_cuda::quad_sum;
+using fa_cuda::tanh_accurate;
 
 // ---- swizzled shared tiles ------------------------------------------------------------------
 

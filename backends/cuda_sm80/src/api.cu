@@ -12,11 +12,11 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 
 #include <cuda_runtime.h>
 
 #include "fa_common.h"
+#include "fa_cuda_host.h"
 #include "flash_attn_abi.h"
 #include "flash_fwd_plan.cuh"
 #include "flash_fwd_traits.cuh"
@@ -103,56 +103,11 @@ const Instance* find_instance(Direction direction, fa_dtype dtype, int headdim, 
 
 const char* direction_name(Direction d) { return d == kFwd ? "fwd" : d == kFwdSplit ? "fwd_split" : "bwd"; }
 
-// ---- device properties (queried once per device) ------------------------------------------------
+// ---- device properties, errors, workspace: backends/common/include/fa_cuda_host.h ---------------
 
-constexpr int kMaxDevices = 64;
+using fa_cuda::DeviceInfo;
 
-struct DeviceInfo {
-    bool known = false;
-    int num_sms = 0, cc_major = 0, cc_minor = 0, max_smem_optin = 0;
-};
-
-fa_status cuda_failure(cudaError_t err, const char* what) {
-    cudaGetLastError(); /* clear the sticky-free error state of the runtime */
-    if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver)
-        return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s needs a CUDA device: %s failed with %s (%s)", kBackendName, what,
-                                 cudaGetErrorName(err), cudaGetErrorString(err));
-    return fa_set_last_error(FA_ERR_DEVICE, "%s: %s failed with %s (%s)", kBackendName, what, cudaGetErrorName(err),
-                             cudaGetErrorString(err));
-}
-
-fa_status device_info(int device, DeviceInfo* out) {
-    static std::mutex mutex;
-    static DeviceInfo cache[kMaxDevices];
-    int count = 0;
-    cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess) return cuda_failure(err, "cudaGetDeviceCount");
-    if (device >= count)
-        return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_params.device must be < %d (the CUDA devices present); got %d", count,
-                                 device);
-    if (device >= kMaxDevices)
-        return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s supports device ordinals below %d; got %d", kBackendName, kMaxDevices,
-                                 device);
-    std::lock_guard<std::mutex> lock(mutex);
-    DeviceInfo& info = cache[device];
-    if (!info.known) {
-        const struct {
-            cudaDeviceAttr attr;
-            int* value;
-            const char* name;
-        } queries[] = {{cudaDevAttrMultiProcessorCount, &info.num_sms, "multiprocessor count"},
-                       {cudaDevAttrComputeCapabilityMajor, &info.cc_major, "compute capability"},
-                       {cudaDevAttrComputeCapabilityMinor, &info.cc_minor, "compute capability"},
-                       {cudaDevAttrMaxSharedMemoryPerBlockOptin, &info.max_smem_optin, "shared memory limit"}};
-        for (const auto& q : queries) {
-            err = cudaDeviceGetAttribute(q.value, q.attr, device);
-            if (err != cudaSuccess) return cuda_failure(err, "cudaDeviceGetAttribute");
-        }
-        info.known = true;
-    }
-    *out = info;
-    return FA_OK;
-}
+fa_status device_info(int device, DeviceInfo* out) { return fa_cuda::device_info(kBackendName, device, out); }
 
 // ---- capabilities -------------------------------------------------------------------------------
 
@@ -186,32 +141,9 @@ void fill_capabilities(fa_capabilities* caps) {
 
 // ---- the gates ------------------------------------------------------------------------------------
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
-/* 16-byte cp.async / stores: base 16-byte aligned, every stride a multiple of 8 elements. */
 fa_status check_layout(const char* name, const fa_tensor& t, fa_op op) {
-    if (t.data == nullptr) return FA_OK;
-    if (!aligned16(t.data))
-        return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s cannot run %s: fa_params.%s.data must be 16-byte aligned; got %p",
-                                 kBackendName, fa_op_name(op), name, t.data);
-    const struct {
-        const char* field;
-        int64_t value;
-    } strides[] = {{"batch_stride", t.batch_stride}, {"row_stride", t.row_stride}, {"head_stride", t.head_stride}};
-    for (const auto& s : strides) {
-        if (s.value % 8 != 0)
-            return fa_set_last_error(FA_ERR_UNSUPPORTED,
-                                     "%s cannot run %s: fa_params.%s.%s must be a multiple of 8 elements (16-byte rows); got %" PRId64,
-                                     kBackendName, fa_op_name(op), name, s.field, s.value);
-    }
-    return FA_OK;
+    return fa_cuda::check_layout_16b(kBackendName, name, t, op);
 }
-
-#define FA_TRY(expr)                         \
-    do {                                     \
-        const fa_status fa_try_ = (expr);    \
-        if (fa_try_ != FA_OK) return fa_try_; \
-    } while (0)
 
 /* Gate 1 beyond capabilities: this library's own limits. */
 fa_status check_problem(const fa_params& p, fa_op op) {
@@ -273,14 +205,7 @@ fa_status check_device(const fa_params& p, fa_op op, const Instance& instance, f
     if (info.cc_major < 8)
         return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s cannot run %s: it needs compute capability >= 8.0; device %d is %d.%d",
                                  kBackendName, fa_op_name(op), p.device, info.cc_major, info.cc_minor);
-    ctx->stream = static_cast<cudaStream_t>(p.stream);
-    ctx->workspace = nullptr;
-    ctx->workspace_bytes = 0;
-    ctx->device = p.device;
-    ctx->num_sms = info.num_sms;
-    ctx->cc_major = info.cc_major;
-    ctx->cc_minor = info.cc_minor;
-    ctx->max_smem_optin = info.max_smem_optin;
+    *ctx = fa_cuda::launch_context(p, info);
     if (instance.direction != kBwd) {
         const int smem = instance.direction == kFwd ? fa_sm80::fwd_smem_bytes(instance.headdim_qk)
                                                     : fa_sm80::fwd_split_smem_bytes(instance.headdim_qk);
@@ -301,125 +226,8 @@ fa_status supports(const fa_params* params, fa_op op, const Instance** instance,
 
 // ---- running --------------------------------------------------------------------------------------
 
-/* The current device for the duration of a call (restored afterwards). */
-class DeviceGuard {
-public:
-    fa_status enter(int device) {
-        cudaError_t err = cudaGetDevice(&previous_);
-        if (err != cudaSuccess) return cuda_failure(err, "cudaGetDevice");
-        if (previous_ != device) {
-            err = cudaSetDevice(device);
-            if (err != cudaSuccess) return cuda_failure(err, "cudaSetDevice");
-            switched_ = true;
-        }
-        return FA_OK;
-    }
-    ~DeviceGuard() {
-        if (switched_) cudaSetDevice(previous_);
-    }
-
-private:
-    int previous_ = 0;
-    bool switched_ = false;
-};
-
-/*
- * The library's own stream-ordered memory pool of a device, created on first use, that keeps
- * what it once held (release threshold UINT64_MAX); nullptr where memory pools are unsupported.
- *
- * Why not the device's default pool: its release threshold is 0, so every synchronisation
- * (cudaStreamSynchronize, cudaEventSynchronize — a caller timing or reading results after each
- * call) hands the freed workspace back to the driver, and the next call's cudaMallocAsync maps
- * fresh physical memory while the GPU waits: on an H100 that put ~0.1 ms on every split decode
- * call (batch 8, 16 heads: median 0.31 ms at kv 8k where the kernels need ~0.18 ms). A private
- * pool keeps the memory without changing the default pool, which belongs to the application;
- * stream ordering (and reuse across streams through the pool's event dependencies) is the
- * driver's as with cudaMallocAsync. What it holds is bounded by the largest workspaces in use
- * at once (decode: a few hundred KB).
- */
-cudaMemPool_t workspace_pool(int device) {
-    static std::mutex mutex;
-    static cudaMemPool_t pools[kMaxDevices] = {};
-    static bool tried[kMaxDevices] = {};
-    if (device < 0 || device >= kMaxDevices) return nullptr;
-    std::lock_guard<std::mutex> lock(mutex);
-    if (!tried[device]) {
-        tried[device] = true;
-        int supported = 0;
-        if (cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device) != cudaSuccess || !supported) {
-            cudaGetLastError();
-            return nullptr;
-        }
-        cudaMemPoolProps props{};
-        props.allocType = cudaMemAllocationTypePinned;
-        props.handleTypes = cudaMemHandleTypeNone;
-        props.location.type = cudaMemLocationTypeDevice;
-        props.location.id = device;
-        cudaMemPool_t pool = nullptr;
-        if (cudaMemPoolCreate(&pool, &props) != cudaSuccess) {
-            cudaGetLastError();
-            return nullptr;
-        }
-        uint64_t keep = UINT64_MAX;
-        if (cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess) cudaGetLastError();
-        pools[device] = pool; /* lives as long as the process (destroying it at exit races the driver's teardown) */
-    }
-    return pools[device];
-}
-
-/* The caller's workspace, or one allocated on the stream (the library's pool, else
-   cudaMallocAsync; cudaMalloc and a stream synchronisation where memory pools are
-   unsupported), released after the launches. */
-class Workspace {
-public:
-    fa_status acquire(const fa_params& p, uint64_t needed, fa_sm80::LaunchContext* ctx) {
-        stream_ = ctx->stream;
-        if (needed == 0) return FA_OK;
-        if (p.workspace != nullptr) {
-            if (p.workspace_bytes < needed)
-                return fa_set_last_error(FA_ERR_INVALID_ARGUMENT,
-                                         "fa_params.workspace_bytes must be at least %" PRIu64 " (fa_workspace_size); got %" PRIu64,
-                                         needed, p.workspace_bytes);
-            ctx->workspace = p.workspace;
-            ctx->workspace_bytes = p.workspace_bytes;
-            return FA_OK;
-        }
-        cudaError_t err = cudaErrorNotSupported;
-        if (cudaMemPool_t pool = workspace_pool(ctx->device)) {
-            err = cudaMallocFromPoolAsync(&data_, needed, pool, stream_);
-            if (err != cudaSuccess) cudaGetLastError();
-        }
-        if (err != cudaSuccess) err = cudaMallocAsync(&data_, needed, stream_);
-        if (err == cudaErrorNotSupported) {
-            cudaGetLastError();
-            err = cudaMalloc(&data_, needed);
-            synchronous_ = true;
-        }
-        if (err != cudaSuccess) {
-            cudaGetLastError();
-            data_ = nullptr;
-            return fa_set_last_error(FA_ERR_OUT_OF_MEMORY, "%s: allocating a workspace of %" PRIu64 " bytes failed: %s", kBackendName,
-                                     needed, cudaGetErrorString(err));
-        }
-        ctx->workspace = data_;
-        ctx->workspace_bytes = needed;
-        return FA_OK;
-    }
-    ~Workspace() {
-        if (data_ == nullptr) return;
-        if (synchronous_) {
-            cudaStreamSynchronize(stream_);
-            cudaFree(data_);
-        } else {
-            cudaFreeAsync(data_, stream_);
-        }
-    }
-
-private:
-    void* data_ = nullptr;
-    cudaStream_t stream_ = nullptr;
-    bool synchronous_ = false;
-};
+using DeviceGuard = fa_cuda::DeviceGuard;
+using Workspace = fa_cuda::Workspace;
 
 uint64_t forward_workspace_bytes(const fa_params& p, fa_op op, int num_sms) {
     return fa_sm80::plan_forward(p, op, num_sms).workspace_bytes;
@@ -430,9 +238,9 @@ fa_status run_forward(const fa_params* params, fa_op op) {
     const Instance* instance = nullptr;
     fa_sm80::LaunchContext ctx{};
     FA_TRY(supports(params, op, &instance, &ctx));
-    DeviceGuard device;
+    DeviceGuard device(kBackendName);
     FA_TRY(device.enter(ctx.device));
-    Workspace workspace;
+    Workspace workspace(kBackendName);
     FA_TRY(workspace.acquire(*params, forward_workspace_bytes(*params, op, ctx.num_sms), &ctx));
     return instance->run(*params, ctx);
 }
@@ -510,11 +318,11 @@ FA_API fa_status fa_backward(const fa_params* params) {
         const Instance* instance = nullptr;
         fa_sm80::LaunchContext ctx{};
         FA_TRY(supports(params, FA_OP_BACKWARD, &instance, &ctx));
-        DeviceGuard device;
+        DeviceGuard device(kBackendName);
         FA_TRY(device.enter(ctx.device));
         // The caller's workspace or one from the library's pool, like the forward's (a per-call
         // cudaMallocAsync from the default pool remaps memory after every synchronisation).
-        Workspace workspace;
+        Workspace workspace(kBackendName);
         const uint64_t needed = fa_sm80::bwd_workspace_bytes != nullptr ? fa_sm80::bwd_workspace_bytes(*params) : 0;
         FA_TRY(workspace.acquire(*params, needed, &ctx));
         return instance->run(*params, ctx);

@@ -237,32 +237,5 @@ fa_status make_bwd_params(const fa_params& params, int instance_head_dim, int bl
     return FA_OK;
 }
 
-BwdWorkspace::~BwdWorkspace() {
-    if (owned_ && data_ != nullptr) cudaFreeAsync(data_, stream_);
-}
-
-fa_status BwdWorkspace::acquire(const LaunchContext& ctx, uint64_t bytes) {
-    if (bytes == 0) return FA_OK;
-    if (ctx.workspace != nullptr) {
-        if (ctx.workspace_bytes < bytes)
-            return fa_set_last_error(FA_ERR_INVALID_ARGUMENT,
-                                     "cuda_sm80 fa_backward: workspace of %" PRIu64 " bytes; the problem needs %" PRIu64,
-                                     ctx.workspace_bytes, bytes);
-        data_ = ctx.workspace;
-        bytes_ = ctx.workspace_bytes;
-        return FA_OK;
-    }
-    if (cudaMallocAsync(&data_, bytes, ctx.stream) != cudaSuccess) {
-        cudaGetLastError();
-        data_ = nullptr;
-        return fa_set_last_error(FA_ERR_OUT_OF_MEMORY, "cuda_sm80 fa_backward: cannot allocate %" PRIu64 " bytes of workspace",
-                                 bytes);
-    }
-    owned_ = true;
-    stream_ = ctx.stream;
-    bytes_ = bytes;
-    return FA_OK;
-}
-
 }  // namespace bwd
 }  // namespace fa_sm80

@@ -35,11 +35,6 @@
 #include <cstdint>
 #include <cuda.h>  // CUtensorMap
 
-#if defined(CUDA_VERSION) && CUDA_VERSION < 12000
-// Local syntax check only (CUDA 11.x headers have no tensor-map API). Never used on the GPU machine.
-typedef struct alignas(64) CUtensorMap_st { unsigned long long opaque[16]; } CUtensorMap;
-#endif
-
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(SM90_LOCAL_SYNTAX_CHECK)
 #error "sm90_primitives.cuh needs -gencode arch=compute_90a,code=sm_90a (wgmma/setmaxnreg are sm_90a-only)"
 #endif
@@ -97,6 +92,26 @@ __device__ __forceinline__ void tma_load_2d(void* smem_dst, const CUtensorMap& t
           smem_u32(smem_dst)),
       "l"(reinterpret_cast<uint64_t>(&tmap)), "r"(c0), "r"(c1), "r"(smem_u32(bar))
       : "memory");
+}
+
+// 4-D tiled load (c0 innermost: head-dim column, c1 row, c2 head, c3 batch), the FA3 "bshd" view.
+__device__ __forceinline__ void tma_load_4d(void* smem_dst, const CUtensorMap& tmap, int32_t c0, int32_t c1, int32_t c2,
+                                            int32_t c3, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];" ::"r"(
+          smem_u32(smem_dst)),
+      "l"(reinterpret_cast<uint64_t>(&tmap)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_u32(bar))
+      : "memory");
+}
+
+// ---------------------------------------------------------------- named barriers
+// bar.sync waits until `threads` threads (whole warps) have arrived at barrier `id` (1..15; 0 is
+// __syncthreads); bar.arrive counts the calling warps without waiting (PTX ISA 9.7.13.1).
+__device__ __forceinline__ void named_barrier_sync(uint32_t id, uint32_t threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t threads) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
 
 // ---------------------------------------------------------------- wgmma descriptor (F4)

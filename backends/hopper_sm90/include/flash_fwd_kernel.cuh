@@ -1,0 +1,483 @@
+/*
+ * flash_fwd_kernel.cuh — the FA3 forward on sm_90a, written on our Hopper primitives
+ * (sm90_primitives.cuh, sm90_wgmma.cuh). Semantics are DESIGN.md's: bottom-right causal and
+ * sliding window, softcap, GQA, varlen (cu_seqlens, seqused_k), LSE (+inf for a row without keys).
+ *
+ * Roles (fwd_traits.cuh): warpgroup 0 is the producer, one thread of it issues every TMA load;
+ * warpgroups 1..kConsumers each own 64 query rows of the tile.
+ *
+ *   producer, per tile: K[n_max−1]; Q (after the consumers freed it); then K[n], V[n+1] for
+ *                       n = n_max−2 … n_min; finally V[n_min]. K and V each cycle through
+ *                       kStages buffers guarded by full (TMA bytes) / empty (consumer warps)
+ *                       mbarriers.
+ *   consumer, per tile: S = Q·K[n_max−1]ᵀ, softmax → P (registers). Then per step n:
+ *                       issue S = Q·K[n]ᵀ and O += P·V[n+1] (P straight from registers: the
+ *                       wgmma A fragment is the accumulator layout), wait for S only, do the
+ *                       online softmax of S while P·V runs, wait for P·V, rescale O, P ← S.
+ *                       Tail: O += P·V[n_min]; O /= ℓ; store.
+ *   ping-pong:          the consumers take turns issuing their GEMMs (named barriers 1..3), so
+ *                       one warpgroup's softmax overlaps another's tensor-core work.
+ *   tiles:              blockIdx.x, blockIdx.x + gridDim.x, … (persistent when the host launches
+ *                       fewer CTAs than tiles); heads outer, query blocks inner and descending,
+ *                       so CTAs running together share K/V in L2 and the longest causal tiles
+ *                       start first.
+ */
+#ifndef FA_SM90_FLASH_FWD_KERNEL_CUH
+#define FA_SM90_FLASH_FWD_KERNEL_CUH
+
+#include <cstdint>
+#include <type_traits>
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "fa_cuda_math.cuh"
+#include "fwd_traits.cuh"
+#include "sm90_primitives.cuh"
+#include "sm90_wgmma.cuh"
+
+namespace fa_sm90 {
+
+using fa_cuda::kLn2;
+using fa_cuda::kNegInf;
+using fa_cuda::kPosInf;
+
+/* The kernel's argument block (passed as __grid_constant__; the tensor maps must stay in
+   parameter space for TMA). Strides in elements. */
+struct FwdParams {
+    CUtensorMap tma_q; /* {headdim, rows, heads, batch} boxes {64, kBlockM, 1, 1}, 128B swizzle */
+    CUtensorMap tma_k; /* boxes {64, kBlockN, 1, 1} */
+    CUtensorMap tma_v;
+    void* out;
+    int64_t o_batch_stride, o_row_stride, o_head_stride;
+    float* lse; /* optional: (batch, hq, sq) or varlen (hq, total_q) */
+    int64_t lse_batch_stride, lse_head_stride;
+    const int32_t* cu_seqlens_q; /* NULL = dense */
+    const int32_t* cu_seqlens_k;
+    const int32_t* seqused_k;
+    int nheads_q;
+    int group; /* nheads_q / nheads_kv */
+    int seqlen_q, seqlen_k;
+    int headdim_v;
+    int num_m_blocks; /* per (sequence, head): ⌈max seqlen_q / kBlockM⌉ */
+    int num_tiles;    /* batch · nheads_q · num_m_blocks */
+    float scale_log2; /* exp2 factor: softmax_scale·log2e, or softcap·log2e with softcap */
+    float score_scale; /* softcap only: softmax_scale / softcap, applied before tanh */
+    int window_left, window_right; /* −1 = unbounded; causal: right = 0 */
+};
+
+/* One (sequence, head, query block): rows m0 … m0 + kBlockM − 1 of sequence b. */
+struct FwdTileCoord {
+    int m_block, h, b;
+    int sq, sk;           /* rows and keys of the sequence */
+    int q_row0, k_row0;   /* TMA row coordinate of the sequence's row 0 / key 0 */
+    int batch_coord;      /* TMA batch coordinate (0 for varlen) */
+    int n_min, n_max;     /* key blocks [n_min, n_max) the tile sees */
+};
+
+template <class Traits>
+__device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
+    FwdTileCoord c;
+    const int bh = tile / p.num_m_blocks;
+    c.m_block = p.num_m_blocks - 1 - (tile - bh * p.num_m_blocks);
+    c.h = bh % p.nheads_q;
+    c.b = bh / p.nheads_q;
+    if (p.cu_seqlens_q != nullptr) {
+        c.q_row0 = p.cu_seqlens_q[c.b];
+        c.sq = p.cu_seqlens_q[c.b + 1] - c.q_row0;
+        c.k_row0 = p.cu_seqlens_k[c.b];
+        c.sk = p.cu_seqlens_k[c.b + 1] - c.k_row0;
+        c.batch_coord = 0;
+    } else {
+        c.q_row0 = 0;
+        c.k_row0 = 0;
+        c.sq = p.seqlen_q;
+        c.sk = p.seqlen_k;
+        c.batch_coord = c.b;
+    }
+    if (p.seqused_k != nullptr) c.sk = p.seqused_k[c.b];
+    constexpr int kBlockM = Traits::kBlockM, kBlockN = Traits::kBlockN;
+    const int m0 = c.m_block * kBlockM;
+    const int offset = c.sk - c.sq; /* bottom-right alignment: row i's diagonal key is i + offset */
+    int n_max = (c.sk + kBlockN - 1) / kBlockN;
+    if (p.window_right >= 0) {
+        const int last_row = min(m0 + kBlockM, c.sq) - 1;
+        const int hi = last_row + offset + p.window_right + 1; /* keys < hi */
+        n_max = min(n_max, hi <= 0 ? 0 : (hi + kBlockN - 1) / kBlockN);
+    }
+    int n_min = 0;
+    if (p.window_left >= 0) {
+        const int lo = m0 + offset - p.window_left; /* keys ≥ lo for the first row */
+        if (lo > 0) n_min = lo / kBlockN;
+    }
+    c.n_min = n_min;
+    c.n_max = n_max;
+    return c;
+}
+
+/* {index, phase} of a kStages-deep ring of mbarrier-guarded buffers. */
+template <int kStages>
+struct PipeState {
+    int index = 0;
+    uint32_t phase = 0;
+    __device__ __forceinline__ void advance() {
+        if (++index == kStages) {
+            index = 0;
+            phase ^= 1u;
+        }
+    }
+};
+
+/* The shared-memory image of one CTA (offsets from fwd_traits.cuh). */
+template <class Traits>
+struct FwdSmem {
+    uint8_t* base; /* 1024-byte aligned */
+    __device__ __forceinline__ uint8_t* q() const { return base + Traits::kQOffset; }
+    __device__ __forceinline__ uint8_t* k(int stage) const { return base + Traits::kKOffset + stage * Traits::kKBytes; }
+    __device__ __forceinline__ uint8_t* v(int stage) const { return base + Traits::kVOffset + stage * Traits::kVBytes; }
+    __device__ __forceinline__ uint64_t* bar() const { return reinterpret_cast<uint64_t*>(base + Traits::kBarrierOffset); }
+    __device__ __forceinline__ uint64_t* q_full() const { return bar(); }
+    __device__ __forceinline__ uint64_t* q_empty() const { return bar() + 1; }
+    __device__ __forceinline__ uint64_t* k_full(int s) const { return bar() + 2 + s; }
+    __device__ __forceinline__ uint64_t* k_empty(int s) const { return bar() + 2 + Traits::kStages + s; }
+    __device__ __forceinline__ uint64_t* v_full(int s) const { return bar() + 2 + 2 * Traits::kStages + s; }
+    __device__ __forceinline__ uint64_t* v_empty(int s) const { return bar() + 2 + 3 * Traits::kStages + s; }
+};
+
+// ---------------------------------------------------------------- producer
+
+template <class Traits>
+__device__ __forceinline__ void load_tile_slabs(uint8_t* dst, const CUtensorMap& tmap, int rows_per_slab, int row, int head,
+                                                int batch, uint64_t* bar) {
+#pragma unroll
+    for (int s = 0; s < Traits::kSlabs; ++s) tma_load_4d(dst + s * rows_per_slab * 128, tmap, 64 * s, row, head, batch, bar);
+}
+
+template <class Traits>
+__device__ void fwd_producer(const FwdParams& p, const FwdSmem<Traits>& sm) {
+    constexpr int kStages = Traits::kStages;
+    PipeState<kStages> k_state, v_state;
+    uint32_t q_iter = 0;
+    for (int tile = blockIdx.x; tile < p.num_tiles; tile += gridDim.x) {
+        const FwdTileCoord c = fwd_tile<Traits>(p, tile);
+        if (c.m_block * Traits::kBlockM >= c.sq || c.n_max <= c.n_min) continue; /* nothing to load */
+        const int hk = c.h / p.group;
+        auto load_k = [&](int n) {
+            mbar_wait(sm.k_empty(k_state.index), k_state.phase ^ 1u);
+            mbar_arrive_expect_tx(sm.k_full(k_state.index), Traits::kKBytes);
+            load_tile_slabs<Traits>(sm.k(k_state.index), p.tma_k, Traits::kBlockN, c.k_row0 + n * Traits::kBlockN, hk,
+                                    c.batch_coord, sm.k_full(k_state.index));
+            k_state.advance();
+        };
+        auto load_v = [&](int n) {
+            mbar_wait(sm.v_empty(v_state.index), v_state.phase ^ 1u);
+            mbar_arrive_expect_tx(sm.v_full(v_state.index), Traits::kVBytes);
+            load_tile_slabs<Traits>(sm.v(v_state.index), p.tma_v, Traits::kBlockN, c.k_row0 + n * Traits::kBlockN, hk,
+                                    c.batch_coord, sm.v_full(v_state.index));
+            v_state.advance();
+        };
+        load_k(c.n_max - 1);
+        mbar_wait(sm.q_empty(), (q_iter & 1u) ^ 1u);
+        mbar_arrive_expect_tx(sm.q_full(), Traits::kQBytes);
+        load_tile_slabs<Traits>(sm.q(), p.tma_q, Traits::kBlockM, c.q_row0 + c.m_block * Traits::kBlockM, c.h, c.batch_coord,
+                                sm.q_full());
+        ++q_iter;
+        for (int n = c.n_max - 2; n >= c.n_min; --n) {
+            load_k(n);
+            load_v(n + 1);
+        }
+        load_v(c.n_min);
+    }
+}
+
+// ---------------------------------------------------------------- consumer pieces
+
+/* Ping-pong of the consumer warpgroups around their GEMM issue: warpgroup w waits on barrier
+   1 + w, and when its GEMMs are issued lets warpgroup w + 1 (cyclically) go. */
+template <class Traits>
+struct GemmTurn {
+    int wg;
+    __device__ __forceinline__ void wait() const { named_barrier_sync(1 + wg, 256); }
+    __device__ __forceinline__ void pass() const { named_barrier_arrive(1 + (wg + 1) % Traits::kConsumers, 256); }
+};
+
+/* One arrival per warp on an "empty" barrier (count = 4 · kConsumers). */
+__device__ __forceinline__ void release(uint64_t* bar, int lane) {
+    if (lane == 0) mbar_arrive(bar);
+}
+
+template <class Traits, typename Element>
+__device__ __forceinline__ void gemm_qk(float (&s)[Traits::kSRegs], uint32_t q_base, uint32_t k_base) {
+    constexpr bool kBf16 = std::is_same<Element, __nv_bfloat16>::value;
+#pragma unroll
+    for (int kk = 0; kk < Traits::kQkSteps; ++kk) {
+        const uint32_t slab = kk / 4, col = (kk % 4) * 32;
+        const uint64_t da = make_desc_kmajor_sw128(q_base + slab * Traits::kBlockM * 128 + col);
+        const uint64_t db = make_desc_kmajor_sw128(k_base + slab * Traits::kBlockN * 128 + col);
+        Wgmma<Traits::kBlockN>::template ss<kBf16>(s, da, db, kk == 0 ? 0u : 1u);
+    }
+}
+
+/* O (+)= P·V: P from registers (4 per k16 step), V MN-major: 8 keys = 1024 B apart (SBO), the
+   64-column slabs kBlockN·128 B apart (LBO), k16 step = 16 keys = 2048 B. */
+template <class Traits, typename Element>
+__device__ __forceinline__ void gemm_pv(float (&o)[Traits::kORegs], const uint32_t (&pr)[Traits::kPRegs], uint32_t v_base,
+                                        uint32_t accumulate) {
+    constexpr bool kBf16 = std::is_same<Element, __nv_bfloat16>::value;
+#pragma unroll
+    for (int kk = 0; kk < Traits::kPvSteps; ++kk) {
+        const uint64_t db = make_smem_desc(v_base + kk * 2048, Traits::kBlockN * 128, 1024, kSwizzle128B);
+        const uint32_t a[4] = {pr[4 * kk], pr[4 * kk + 1], pr[4 * kk + 2], pr[4 * kk + 3]};
+        Wgmma<Traits::kHeadDim>::template rs<kBf16>(o, a, db, (kk == 0 && !accumulate) ? 0u : 1u);
+    }
+}
+
+/* Row state of the two rows a thread holds (accumulator rows g and g + 8 of its warp). */
+struct RowState {
+    float max[2];  /* running maximum of the scores (score units; −inf before any key) */
+    float sum[2];  /* this thread's share of Σ 2^((s − max)·scale_log2) */
+};
+
+/* Scores of key block n: softcap, mask, then the online softmax. Leaves 2^(...) in s and the
+   factor that rescales O (and sum) in `factor`. */
+template <class Traits, bool kSoftcap, bool kFirst>
+__device__ __forceinline__ void softmax_step(float (&s)[Traits::kSRegs], RowState& rs, float (&factor)[2], const FwdParams& p,
+                                             bool need_mask, int n, int row0, int quad, int offset, int sk) {
+    if constexpr (kSoftcap) {
+#pragma unroll
+        for (int i = 0; i < Traits::kSRegs; ++i) s[i] = fa_cuda::tanh_accurate(s[i] * p.score_scale);
+    }
+    if (need_mask) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const int a = row0 + 8 * half + offset; /* the row's diagonal key */
+            const int n0 = n * Traits::kBlockN + 2 * quad;
+            const int lo = (p.window_left < 0 ? 0 : max(0, a - p.window_left)) - n0;
+            const int hi = (p.window_right < 0 ? sk : max(0, min(sk, a + p.window_right + 1))) - n0;
+#pragma unroll
+            for (int j = 0; j < Traits::kSRegs / 4; ++j) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int c = 8 * j + e;
+                    if (c < lo || c >= hi) s[4 * j + 2 * half + e] = kNegInf;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        float mx = kFirst ? kNegInf : rs.max[half];
+#pragma unroll
+        for (int j = 0; j < Traits::kSRegs / 4; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * half], s[4 * j + 2 * half + 1]));
+        mx = fa_cuda::quad_max(mx);
+        const float shift = mx == kNegInf ? 0.0f : mx * p.scale_log2; /* no key yet: 2^(−inf) = 0 */
+        if constexpr (kFirst) {
+            factor[half] = 1.0f;
+        } else {
+            factor[half] = rs.max[half] == kNegInf ? 0.0f : fa_cuda::exp2_approx(rs.max[half] * p.scale_log2 - shift);
+        }
+        rs.max[half] = mx;
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < Traits::kSRegs / 4; ++j) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                float& x = s[4 * j + 2 * half + e];
+                x = fa_cuda::exp2_approx(fmaf(x, p.scale_log2, -shift));
+                sum += x;
+            }
+        }
+        rs.sum[half] = kFirst ? sum : fmaf(rs.sum[half], factor[half], sum);
+    }
+}
+
+template <class Traits, typename Element>
+__device__ __forceinline__ void scores_to_p(const float (&s)[Traits::kSRegs], uint32_t (&pr)[Traits::kPRegs]) {
+#pragma unroll
+    for (int j = 0; j < Traits::kPRegs; ++j) pr[j] = fa_cuda::pack2<Element>(s[2 * j], s[2 * j + 1]);
+}
+
+template <class Traits>
+__device__ __forceinline__ void rescale_o(float (&o)[Traits::kORegs], const float (&factor)[2]) {
+#pragma unroll
+    for (int i = 0; i < Traits::kORegs; ++i) o[i] *= factor[(i >> 1) & 1];
+}
+
+/* O /= ℓ, LSE, and the stores of the warpgroup's rows (rows ≥ sq and columns ≥ headdim_v are
+   not written). `o` may be all zero with rs.sum = 0: a row that saw no key. */
+template <class Traits, typename Element>
+__device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const RowState& rs, const FwdParams& p,
+                                             const FwdTileCoord& c, int row0, int quad) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const float sum = fa_cuda::quad_sum(rs.sum[half]);
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        const int row = c.m_block * Traits::kBlockM + row0 + 8 * half; /* within the sequence */
+        if (row >= c.sq) continue;
+        if (p.lse != nullptr && quad == 0) {
+            const float lse = sum > 0.0f ? rs.max[half] * p.scale_log2 * kLn2 + logf(sum) : kPosInf;
+            const int64_t idx = p.cu_seqlens_q != nullptr
+                                    ? static_cast<int64_t>(c.h) * p.lse_head_stride + c.q_row0 + row
+                                    : static_cast<int64_t>(c.b) * p.lse_batch_stride + static_cast<int64_t>(c.h) * p.lse_head_stride + row;
+            p.lse[idx] = lse;
+        }
+        const int64_t row_off = p.cu_seqlens_q != nullptr
+                                    ? static_cast<int64_t>(c.q_row0 + row) * p.o_row_stride
+                                    : static_cast<int64_t>(c.b) * p.o_batch_stride + static_cast<int64_t>(row) * p.o_row_stride;
+        Element* out = static_cast<Element*>(p.out) + row_off + static_cast<int64_t>(c.h) * p.o_head_stride;
+#pragma unroll
+        for (int j = 0; j < Traits::kORegs / 4; ++j) {
+            const int col = 8 * j + 2 * quad;
+            if (col < p.headdim_v) {
+                const uint32_t v = fa_cuda::pack2<Element>(o[4 * j + 2 * half] * inv, o[4 * j + 2 * half + 1] * inv);
+                *reinterpret_cast<uint32_t*>(out + col) = v;
+            }
+        }
+    }
+}
+
+/* A block needs per-element masking when it reaches past the keys, the causal/right window
+   edge of the tile's first row, or the left window edge of its last row. */
+template <class Traits>
+__device__ __forceinline__ bool block_needs_mask(const FwdParams& p, const FwdTileCoord& c, int n) {
+    const int k_lo = n * Traits::kBlockN, k_hi = k_lo + Traits::kBlockN; /* keys [k_lo, k_hi) */
+    const int m0 = c.m_block * Traits::kBlockM;
+    const int offset = c.sk - c.sq;
+    if (k_hi > c.sk) return true;
+    if (p.window_right >= 0 && k_hi - 1 > m0 + offset + p.window_right) return true;
+    if (p.window_left >= 0 && k_lo < m0 + Traits::kBlockM - 1 + offset - p.window_left) return true;
+    return false;
+}
+
+template <class Traits, typename Element, bool kSoftcap>
+__device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int wg) {
+    constexpr int kStages = Traits::kStages;
+    const int tid = threadIdx.x - 128 * (wg + 1);
+    const int warp = tid / 32, lane = tid % 32;
+    const int row0 = wg * 64 + warp * 16 + lane / 4; /* tile rows row0 and row0 + 8 */
+    const int quad = lane % 4;
+    const GemmTurn<Traits> turn{wg};
+    const uint32_t q_base = smem_u32(sm.q()) + wg * 64 * 128;
+
+    // The last warpgroup lets the first go at the very first GEMM.
+    if (wg == Traits::kConsumers - 1) named_barrier_arrive(1, 256);
+
+    PipeState<kStages> k_state, v_state;
+    uint32_t q_iter = 0;
+    float o[Traits::kORegs];
+    float s[Traits::kSRegs];
+    uint32_t pr[Traits::kPRegs];
+    for (int tile = blockIdx.x; tile < p.num_tiles; tile += gridDim.x) {
+        const FwdTileCoord c = fwd_tile<Traits>(p, tile);
+        if (c.m_block * Traits::kBlockM >= c.sq) continue;
+        RowState rs;
+        if (c.n_max <= c.n_min) { /* no key for any row of the tile */
+#pragma unroll
+            for (int i = 0; i < Traits::kORegs; ++i) o[i] = 0.0f;
+            rs.max[0] = rs.max[1] = kNegInf;
+            rs.sum[0] = rs.sum[1] = 0.0f;
+            store_output<Traits, Element>(o, rs, p, c, row0, quad);
+            continue;
+        }
+        const int offset = c.sk - c.sq;
+        const int row_in_seq = c.m_block * Traits::kBlockM + row0;
+        mbar_wait(sm.q_full(), q_iter & 1u);
+        ++q_iter;
+
+        // ---- first key block (the highest): S only
+        int n = c.n_max - 1;
+        mbar_wait(sm.k_full(k_state.index), k_state.phase);
+        turn.wait();
+        wgmma_fence();
+        gemm_qk<Traits, Element>(s, q_base, smem_u32(sm.k(k_state.index)));
+        wgmma_commit_group();
+        turn.pass();
+        wgmma_wait_group<0>();
+        reg_fence(s);
+        release(sm.k_empty(k_state.index), lane);
+        k_state.advance();
+        if (n == c.n_min) release(sm.q_empty(), lane);
+        float factor[2];
+        softmax_step<Traits, kSoftcap, true>(s, rs, factor, p, block_needs_mask<Traits>(p, c, n), n, row_in_seq, quad, offset,
+                                             c.sk);
+        scores_to_p<Traits, Element>(s, pr);
+
+        // ---- steady state: S(n) and P·V(n + 1) in flight together
+        uint32_t o_started = 0;
+        for (n = c.n_max - 2; n >= c.n_min; --n) {
+            mbar_wait(sm.k_full(k_state.index), k_state.phase);
+            turn.wait();
+            wgmma_fence();
+            gemm_qk<Traits, Element>(s, q_base, smem_u32(sm.k(k_state.index)));
+            wgmma_commit_group();
+            mbar_wait(sm.v_full(v_state.index), v_state.phase);
+            gemm_pv<Traits, Element>(o, pr, smem_u32(sm.v(v_state.index)), o_started);
+            wgmma_commit_group();
+            turn.pass();
+            wgmma_wait_group<1>();
+            reg_fence(s);
+            release(sm.k_empty(k_state.index), lane);
+            k_state.advance();
+            if (n == c.n_min) release(sm.q_empty(), lane);
+            softmax_step<Traits, kSoftcap, false>(s, rs, factor, p, block_needs_mask<Traits>(p, c, n), n, row_in_seq, quad,
+                                                  offset, c.sk);
+            wgmma_wait_group<0>();
+            reg_fence(o);
+            reg_fence(s); /* the new P may take the old P's registers only now */
+            release(sm.v_empty(v_state.index), lane);
+            v_state.advance();
+            rescale_o<Traits>(o, factor);
+            scores_to_p<Traits, Element>(s, pr);
+            o_started = 1;
+        }
+
+        // ---- tail: P·V(n_min)
+        mbar_wait(sm.v_full(v_state.index), v_state.phase);
+        turn.wait();
+        wgmma_fence();
+        gemm_pv<Traits, Element>(o, pr, smem_u32(sm.v(v_state.index)), o_started);
+        wgmma_commit_group();
+        turn.pass();
+        wgmma_wait_group<0>();
+        reg_fence(o);
+        release(sm.v_empty(v_state.index), lane);
+        v_state.advance();
+        store_output<Traits, Element>(o, rs, p, c, row0, quad);
+    }
+}
+
+// ---------------------------------------------------------------- the kernel
+
+template <class Traits, typename Element, bool kSoftcap>
+__global__ void __launch_bounds__(Traits::kThreads, 1) flash_fwd_sm90_kernel(const __grid_constant__ FwdParams p) {
+    extern __shared__ uint8_t smem_raw[];
+    FwdSmem<Traits> sm;
+    sm.base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+    const int wg = threadIdx.x / 128;
+    if (threadIdx.x == 0) {
+        prefetch_tmap(p.tma_q);
+        prefetch_tmap(p.tma_k);
+        prefetch_tmap(p.tma_v);
+        mbar_init(sm.q_full(), 1);
+        mbar_init(sm.q_empty(), 4 * Traits::kConsumers);
+        for (int s = 0; s < Traits::kStages; ++s) {
+            mbar_init(sm.k_full(s), 1);
+            mbar_init(sm.v_full(s), 1);
+            mbar_init(sm.k_empty(s), 4 * Traits::kConsumers);
+            mbar_init(sm.v_empty(s), 4 * Traits::kConsumers);
+        }
+        fence_mbarrier_init();
+    }
+    __syncthreads();
+    if (wg == 0) {
+        setmaxnreg_dec<Traits::kProducerRegs>();
+        if (threadIdx.x == 0) fwd_producer<Traits>(p, sm);
+    } else {
+        setmaxnreg_inc<Traits::kConsumerRegs>();
+        fwd_consumer<Traits, Element, kSoftcap>(p, sm, wg - 1);
+    }
+}
+
+}  // namespace fa_sm90
+
+#endif  // FA_SM90_FLASH_FWD_KERNEL_CUH

@@ -1,0 +1,135 @@
+/*
+ * flash_fwd_launch.cuh — host side of the FA3 forward: fa_params → FwdParams (TMA tensor maps
+ * built with cuTensorMapEncodeTiled), the grid (persistent or one CTA per tile) and the launch.
+ * run_fwd is instantiated per (dtype, head dim, softcap) by launch_template.h.
+ *
+ * Contract (as for the sm80 backend, sm80_launch.cuh): `params` passed fa_check_params, this
+ * library's capabilities and device checks (src/api.cu); the device is current; work goes on
+ * ctx.stream; errors come back as fa_status with the last-error message.
+ */
+#ifndef FA_SM90_FLASH_FWD_LAUNCH_CUH
+#define FA_SM90_FLASH_FWD_LAUNCH_CUH
+
+#include <cinttypes>
+#include <cstdlib>
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include "fa_common.h"
+#include "fa_cuda_host.h"
+#include "flash_attn_abi.h"
+#include "flash_fwd_kernel.cuh"
+#include "sm90_launch.cuh"
+
+namespace fa_sm90 {
+
+/*
+ * A 4-D TMA view {headdim, rows, heads, batch} of a bshd tensor with 64-column boxes of
+ * `box_rows` rows and the 128-byte swizzle (the wgmma K-major / MN-major smem image).
+ * Axes of extent 1 get a harmless stride (TMA checks every stride, even unused ones).
+ */
+inline fa_status encode_tensor_map(CUtensorMap* map, const char* name, const void* data, fa_dtype dtype, int cols, int rows,
+                                   int heads, int batch, int64_t row_stride, int64_t head_stride, int64_t batch_stride,
+                                   int box_rows) {
+    const uint64_t elem = 2;
+    const uint64_t fallback = static_cast<uint64_t>(row_stride) * elem * (rows > 0 ? rows : 1);
+    cuuint64_t dims[4] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows > 0 ? rows : 1),
+                          static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch > 0 ? batch : 1)};
+    cuuint64_t strides[3] = {static_cast<cuuint64_t>(row_stride) * elem,
+                             heads > 1 ? static_cast<cuuint64_t>(head_stride) * elem : fallback,
+                             batch > 1 ? static_cast<cuuint64_t>(batch_stride) * elem : fallback};
+    cuuint32_t box[4] = {64, static_cast<cuuint32_t>(box_rows), 1, 1};
+    cuuint32_t element_strides[4] = {1, 1, 1, 1};
+    const CUresult r = cuTensorMapEncodeTiled(
+        map, dtype == FA_DTYPE_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4, const_cast<void*>(data),
+        dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+        CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r == CUDA_SUCCESS) return FA_OK;
+    const char* text = nullptr;
+    cuGetErrorString(r, &text);
+    return fa_set_last_error(FA_ERR_UNSUPPORTED,
+                             "hopper_sm90: cannot describe fa_params.%s to TMA (dims %d x %d x %d x %d, strides %" PRId64 "/%" PRId64
+                             "/%" PRId64 " elements): %s",
+                             name, cols, rows, heads, batch, row_stride, head_stride, batch_stride, text != nullptr ? text : "?");
+}
+
+/*
+ * One CTA per SM walking the tiles (persistent) when every tile costs the same; one CTA per
+ * tile with causal or window masks, where tiles differ in length and the hardware scheduler
+ * starts a new CTA wherever one finishes (the longest tiles come first in tile order).
+ * FA_SM90_PERSISTENT=0/1 forces either (measurements).
+ */
+inline int fwd_grid(int num_tiles, int num_sms, bool uneven_tiles) {
+    bool persistent = !uneven_tiles;
+    if (const char* env = std::getenv("FA_SM90_PERSISTENT")) persistent = env[0] == '1';
+    return persistent && num_tiles > num_sms ? num_sms : num_tiles;
+}
+
+template <typename Element, int HeadDimQK, int HeadDimV, bool Softcap>
+fa_status run_fwd(const fa_params& a, const LaunchContext& ctx) {
+    static_assert(HeadDimQK == HeadDimV, "the FA3 forward runs headdim_v == headdim_qk");
+    using Traits = FwdTraits<HeadDimQK>;
+    if (a.total_q == 0 || a.batch == 0) return FA_OK; /* no rows */
+    const bool varlen = a.cu_seqlens_q != nullptr;
+    const int q_rows = varlen ? a.total_q : a.seqlen_q;
+    const int k_rows = varlen ? a.total_k : a.seqlen_k;
+    const int q_batch = varlen ? 1 : a.batch;
+    const int kv_batch = varlen ? 1 : a.kv_batch;
+
+    FwdParams p{};
+    FA_TRY(encode_tensor_map(&p.tma_q, "q", a.q.data, a.dtype, a.headdim_qk, q_rows, a.nheads_q, q_batch, a.q.row_stride,
+                                    a.q.head_stride, a.q.batch_stride, Traits::kBlockM));
+    // Without keys the K/V maps are never read; q's address stands in for the absent tensors.
+    const bool no_keys = a.k.data == nullptr || k_rows == 0;
+    const void* k_data = no_keys ? a.q.data : a.k.data;
+    const void* v_data = no_keys ? a.q.data : a.v.data;
+    FA_TRY(encode_tensor_map(&p.tma_k, "k", k_data, a.dtype, a.headdim_qk, no_keys ? 1 : k_rows, a.nheads_kv, kv_batch,
+                                    no_keys ? a.q.row_stride : a.k.row_stride, a.k.head_stride, a.k.batch_stride, Traits::kBlockN));
+    FA_TRY(encode_tensor_map(&p.tma_v, "v", v_data, a.dtype, a.headdim_v, no_keys ? 1 : k_rows, a.nheads_kv, kv_batch,
+                                    no_keys ? a.q.row_stride : a.v.row_stride, a.v.head_stride, a.v.batch_stride, Traits::kBlockN));
+    p.out = a.out.data;
+    p.o_batch_stride = a.out.batch_stride;
+    p.o_row_stride = a.out.row_stride;
+    p.o_head_stride = a.out.head_stride;
+    p.lse = a.softmax_lse;
+    p.lse_batch_stride = a.lse_batch_stride;
+    p.lse_head_stride = a.lse_head_stride;
+    p.cu_seqlens_q = a.cu_seqlens_q;
+    p.cu_seqlens_k = a.cu_seqlens_k;
+    p.seqused_k = a.seqused_k;
+    p.nheads_q = a.nheads_q;
+    p.group = a.nheads_q / a.nheads_kv;
+    p.seqlen_q = a.seqlen_q;
+    p.seqlen_k = a.seqlen_k;
+    p.headdim_v = a.headdim_v;
+    p.num_m_blocks = (a.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
+    const int64_t tiles = static_cast<int64_t>(a.batch) * a.nheads_q * p.num_m_blocks;
+    if (tiles > INT32_MAX)
+        return fa_set_last_error(FA_ERR_UNSUPPORTED, "hopper_sm90: batch x nheads_q x query blocks must be < 2^31; got %" PRId64,
+                                 tiles);
+    p.num_tiles = static_cast<int>(tiles);
+    if (Softcap) {
+        p.scale_log2 = a.softcap * fa_cuda::kLog2e;
+        p.score_scale = a.softmax_scale / a.softcap;
+    } else {
+        p.scale_log2 = a.softmax_scale * fa_cuda::kLog2e;
+        p.score_scale = 1.0f;
+    }
+    fa_cuda::normalised_window(a, p.window_left, p.window_right);
+    if (p.num_tiles == 0) return FA_OK;
+
+    auto kernel = flash_fwd_sm90_kernel<Traits, Element, Softcap>;
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes);
+    if (err != cudaSuccess)
+        return fa_set_last_error(FA_ERR_DEVICE, "hopper_sm90: cannot give the forward kernel %d bytes of shared memory: %s",
+                                 Traits::kSmemBytes, cudaGetErrorString(err));
+    const bool uneven = p.window_left >= 0 || p.window_right >= 0 || varlen;
+    const int grid = fwd_grid(p.num_tiles, ctx.num_sms, uneven);
+    kernel<<<grid, Traits::kThreads, Traits::kSmemBytes, ctx.stream>>>(p);
+    return fa_cuda::launch_status("hopper_sm90", "the FA3 forward kernel");
+}
+
+}  // namespace fa_sm90
+
+#endif  // FA_SM90_FLASH_FWD_LAUNCH_CUH

@@ -1,0 +1,88 @@
+/*
+ * fwd_traits.cuh — tile sizes, warpgroup roles, register split and shared-memory layout of the
+ * FA3 forward, per (element type, head-dim bucket). The kernel body (flash_fwd_kernel.cuh)
+ * reads only these constants.
+ *
+ * One CTA = 1 producer warpgroup (one thread issues TMA) + kBlockM/64 consumer warpgroups
+ * (each owns 64 query rows: S = Q·Kᵀ and O += P·V with wgmma). Tile choices follow the FA3
+ * sizes that fit 227 KB of shared memory with 2 K and 2 V stages and keep S, P and O in
+ * registers (hopper-fa3-facts.md §8):
+ *   d 64:  192 × 128, 3 consumers at 160 registers (O 32 + S 64 + P 32 per thread)
+ *   d 96:  128 × 128, 2 consumers at 240 (Q/K padded to 128 columns by TMA zero fill)
+ *   d 128: 128 × 128, 2 consumers at 240 (O 64 + S 64 + P 32)
+ *   d 192: 128 × 112, 2 consumers (O 96 + S 56 + P 28)
+ *   d 256: 128 × 80,  2 consumers (O 128 + S 40 + P 20); 224 KB of tiles
+ */
+#ifndef FA_SM90_FWD_TRAITS_CUH
+#define FA_SM90_FWD_TRAITS_CUH
+
+#include <cstdint>
+
+namespace fa_sm90 {
+
+template <int HeadDim>
+struct FwdTile;
+template <>
+struct FwdTile<64> {
+    static constexpr int kBlockM = 192, kBlockN = 128;
+};
+template <>
+struct FwdTile<96> {
+    static constexpr int kBlockM = 128, kBlockN = 128;
+};
+template <>
+struct FwdTile<128> {
+    static constexpr int kBlockM = 128, kBlockN = 128;
+};
+template <>
+struct FwdTile<192> {
+    static constexpr int kBlockM = 128, kBlockN = 112;
+};
+template <>
+struct FwdTile<256> {
+    static constexpr int kBlockM = 128, kBlockN = 80;
+};
+
+template <int HeadDim>
+struct FwdTraits {
+    static constexpr int kHeadDim = HeadDim; /* head-dim bucket (q/k and v alike) */
+    static constexpr int kBlockM = FwdTile<HeadDim>::kBlockM;
+    static constexpr int kBlockN = FwdTile<HeadDim>::kBlockN;
+    static constexpr int kConsumers = kBlockM / 64; /* consumer warpgroups */
+    static constexpr int kThreads = 128 * (1 + kConsumers);
+    static constexpr int kStages = 2; /* K and V buffers each */
+
+    /* setmaxnreg split of the 64K-register file: producer + consumers ≤ 65536 / kThreads · 3 or 4. */
+    static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;
+    static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
+
+    /* 64-column slabs: rows of 128 B with the 128-byte swizzle, as TMA writes them (box {64, rows}). */
+    static constexpr int kSlabs = (HeadDim + 63) / 64;
+    static constexpr int kQBytes = kBlockM * kSlabs * 128;
+    static constexpr int kKBytes = kBlockN * kSlabs * 128;
+    static constexpr int kVBytes = kBlockN * kSlabs * 128;
+    static constexpr int kQOffset = 0;
+    static constexpr int kKOffset = kQOffset + kQBytes;
+    static constexpr int kVOffset = kKOffset + kStages * kKBytes;
+    static constexpr int kBarrierOffset = kVOffset + kStages * kVBytes;
+    /* q_full, q_empty, k_full[S], k_empty[S], v_full[S], v_empty[S] */
+    static constexpr int kBarriers = 2 + 4 * kStages;
+    /* + 1024 so the kernel can round the dynamic shared-memory base up to the swizzle atom. */
+    static constexpr int kSmemBytes = kBarrierOffset + kBarriers * 8 + 1024;
+
+    /* Per-thread fragments of one consumer warpgroup (m64nN f32 accumulators: N/2 each). */
+    static constexpr int kSRegs = kBlockN / 2;  /* scores of 64 rows × kBlockN keys */
+    static constexpr int kPRegs = kBlockN / 4;  /* the same as 16-bit pairs (PV A operand) */
+    static constexpr int kORegs = HeadDim / 2;  /* output accumulator */
+    static constexpr int kQkSteps = kSlabs * 4; /* k16 steps of S = Q·Kᵀ (padded head dim) */
+    static constexpr int kPvSteps = kBlockN / 16;
+
+    static_assert(kBlockM % 64 == 0 && kConsumers >= 2 && kConsumers <= 3, "2 or 3 consumer warpgroups");
+    static_assert(kBlockN % 16 == 0 && kBlockN <= 256, "kBlockN: k16 steps of P·V, a TMA box of at most 256 rows");
+    static_assert(kQBytes % 1024 == 0 && kKBytes % 1024 == 0, "tiles stay aligned to the 1024-byte swizzle atom");
+    static_assert(kSmemBytes <= 232448, "shared memory per block on sm_90 is 227 KB");
+};
+
+}  // namespace fa_sm90
+
+#endif  // FA_SM90_FWD_TRAITS_CUH

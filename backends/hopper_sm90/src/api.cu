@@ -1,0 +1,227 @@
+// api.cu — the C entry points of flash_attn_abi.h for libfa_hopper_sm90 (FA3 forward on sm_90a).
+//
+// fa_supports runs the same three gates as the sm80 backend, each with its own reason:
+//   1. the problem: fa_check_params (common), this library's capabilities (what the FA3 kernels
+//      implement: causal, window, softcap, GQA, varlen, seqused_k, LSE) and its own limits
+//      (headdim_v == headdim_qk, a positive softmax scale, TMA's 16-byte layout);
+//   2. the build:   an instance compiled for (dtype, head-dim bucket, softcap);
+//   3. the device:  compute capability exactly 9.0 (sm_90a code runs nowhere else) and the
+//                   instance's shared memory within the device's opt-in limit.
+// What this library refuses (backward, kv cache, paged, split-KV, ALiBi, dropout, sinks, fp8 ...)
+// the dispatcher takes to cuda_sm80. Every entry point is wrapped in fa_guarded.
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include <cuda_runtime.h>
+
+#include "fa_common.h"
+#include "fa_cuda_host.h"
+#include "flash_attn_abi.h"
+#include "sm90_launch.cuh"
+
+#ifndef FA_SM90_ARCHS
+#define FA_SM90_ARCHS "sm_90a"
+#endif
+
+namespace {
+
+constexpr const char* kBackendName = "hopper_sm90";
+
+constexpr uint64_t kForwardFeatures = FA_FEATURE_CAUSAL | FA_FEATURE_WINDOW | FA_FEATURE_SOFTCAP | FA_FEATURE_GQA |
+                                      FA_FEATURE_VARLEN | FA_FEATURE_SEQUSED | FA_FEATURE_LSE;
+
+// ---- the instance table (generated/instances.g.inc) --------------------------------------------
+
+using RunFn = fa_status (*)(const fa_params&, const fa_sm90::LaunchContext&);
+
+struct Instance {
+    const char* key;
+    fa_dtype dtype;
+    int headdim;
+    bool softcap;
+    RunFn run;
+};
+
+#define FA_SM90_ELEMENT_FA_DTYPE_F16 __half
+#define FA_SM90_ELEMENT_FA_DTYPE_BF16 __nv_bfloat16
+#define FA_SM90_ELEMENT(dtype) FA_SM90_ELEMENT_##dtype
+
+#define FA_INSTANCE_FWD(key, dtype, qk, v, softcap) \
+    {key, dtype, qk, (softcap) != 0, &fa_sm90::run_fwd<FA_SM90_ELEMENT(dtype), qk, v, (softcap) != 0>},
+
+const Instance kInstances[] = {
+#include "instances.g.inc"
+    {nullptr, FA_DTYPE_NONE, 0, false, nullptr}};
+
+const Instance* find_instance(fa_dtype dtype, int headdim, bool softcap) {
+    for (const Instance& i : kInstances) {
+        if (i.key != nullptr && i.dtype == dtype && i.headdim == headdim && i.softcap == softcap) return &i;
+    }
+    return nullptr;
+}
+
+// ---- capabilities -------------------------------------------------------------------------------
+
+void fill_capabilities(fa_capabilities* caps) {
+    std::memset(caps, 0, sizeof *caps);
+    caps->struct_size = sizeof *caps;
+    bool any = false;
+    for (const Instance& i : kInstances) {
+        if (i.key == nullptr) continue;
+        caps->dtypes |= 1u << static_cast<unsigned>(i.dtype);
+        any = true;
+    }
+    caps->features[FA_OP_FORWARD] = any ? kForwardFeatures : 0;
+    caps->features[FA_OP_FORWARD_KVCACHE] = 0; /* decode path: not yet on this backend */
+    caps->features[FA_OP_BACKWARD] = 0;        /* the Hopper backward is a separate issue */
+    caps->max_headdim = 256;
+    caps->headdim_align = 8;
+    caps->page_size_align = 1;
+    caps->max_splits = 1;
+    std::snprintf(caps->archs, sizeof caps->archs, "%s", FA_SM90_ARCHS);
+}
+
+// ---- the gates ------------------------------------------------------------------------------------
+
+fa_status check_problem(const fa_params& p, fa_op op) {
+    if (op != FA_OP_FORWARD)
+        return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s implements only fa_forward (the FA3 forward); %s runs on cuda_sm80",
+                                 kBackendName, fa_op_name(op));
+    if (p.seqused_q != nullptr)
+        return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s cannot run %s: it does not support seqused_q (seqused_k is supported)",
+                                 kBackendName, fa_op_name(op));
+    if (p.headdim_v != p.headdim_qk)
+        return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s cannot run %s: headdim_v must equal headdim_qk (%d); got %d", kBackendName,
+                                 fa_op_name(op), p.headdim_qk, p.headdim_v);
+    if (!(p.softmax_scale > 0.0f))
+        return fa_set_last_error(FA_ERR_UNSUPPORTED,
+                                 "%s cannot run %s: softmax_scale must be > 0 (the row maximum is taken on unscaled scores); got %g",
+                                 kBackendName, fa_op_name(op), static_cast<double>(p.softmax_scale));
+    FA_TRY(fa_cuda::check_layout_16b(kBackendName, "q", p.q, op));
+    FA_TRY(fa_cuda::check_layout_16b(kBackendName, "k", p.k, op));
+    FA_TRY(fa_cuda::check_layout_16b(kBackendName, "v", p.v, op));
+    FA_TRY(fa_cuda::check_layout_16b(kBackendName, "out", p.out, op));
+    return FA_OK;
+}
+
+fa_status check_static(const fa_params* params, fa_op op, const Instance** instance) {
+    FA_TRY(fa_check_params(params, op));
+    fa_capabilities caps;
+    fill_capabilities(&caps);
+    FA_TRY(fa_check_capabilities(params, op, &caps, kBackendName));
+    const fa_params& p = *params;
+    FA_TRY(check_problem(p, op));
+    const int bucket = fa_sm90::round_headdim(p.headdim_qk);
+    const bool softcap = p.softcap > 0.0f;
+    *instance = find_instance(p.dtype, bucket, softcap);
+    if (*instance == nullptr)
+        return fa_set_last_error(FA_ERR_UNSUPPORTED,
+                                 "%s cannot run %s: no forward kernel instance for dtype %s, head dim %d (bucket %d)%s was compiled "
+                                 "into this library (FA_HDIMS / FA_DTYPES build filters)",
+                                 kBackendName, fa_op_name(op), fa_dtype_name(p.dtype), p.headdim_qk, bucket,
+                                 softcap ? ", softcap" : "");
+    return FA_OK;
+}
+
+fa_status check_device(const fa_params& p, fa_op op, const Instance& instance, fa_sm90::LaunchContext* ctx) {
+    fa_cuda::DeviceInfo info;
+    FA_TRY(fa_cuda::device_info(kBackendName, p.device, &info));
+    if (info.cc_major != 9 || info.cc_minor != 0)
+        return fa_set_last_error(FA_ERR_UNSUPPORTED,
+                                 "%s cannot run %s: its sm_90a kernels (wgmma, TMA, setmaxnreg) need compute capability 9.0; "
+                                 "device %d is %d.%d",
+                                 kBackendName, fa_op_name(op), p.device, info.cc_major, info.cc_minor);
+    const int smem = fa_sm90::fwd_smem_bytes(instance.headdim);
+    if (smem > info.max_smem_optin)
+        return fa_set_last_error(FA_ERR_UNSUPPORTED,
+                                 "%s cannot run %s: instance %s needs %d bytes of shared memory per block; device %d allows %d",
+                                 kBackendName, fa_op_name(op), instance.key, smem, p.device, info.max_smem_optin);
+    *ctx = fa_cuda::launch_context(p, info);
+    return FA_OK;
+}
+
+fa_status supports(const fa_params* params, fa_op op, const Instance** instance, fa_sm90::LaunchContext* ctx) {
+    FA_TRY(check_static(params, op, instance));
+    return check_device(*params, op, **instance, ctx);
+}
+
+}  // namespace
+
+extern "C" {
+
+FA_API uint32_t fa_abi_version(void) { return FA_ABI_VERSION; }
+
+FA_API const char* fa_backend_name(void) { return kBackendName; }
+
+FA_API fa_status fa_get_capabilities(fa_capabilities* caps) {
+    return fa_guarded([&]() -> fa_status {
+        fa_clear_last_error();
+        if (caps == nullptr) return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_get_capabilities: caps must not be NULL");
+        if (caps->struct_size != 0 && caps->struct_size < sizeof(fa_capabilities))
+            return fa_set_last_error(FA_ERR_ABI_MISMATCH, "fa_capabilities.struct_size must be 0 or at least %zu; got %" PRIu32,
+                                     sizeof(fa_capabilities), caps->struct_size);
+        fill_capabilities(caps);
+        return FA_OK;
+    });
+}
+
+FA_API fa_status fa_supports(const fa_params* params, fa_op op, char* reason, size_t reason_size) {
+    const fa_status status = fa_guarded([&]() -> fa_status {
+        fa_clear_last_error();
+        const Instance* instance = nullptr;
+        fa_sm90::LaunchContext ctx{};
+        return supports(params, op, &instance, &ctx);
+    });
+    if (reason != nullptr && reason_size > 0) {
+        if (status == FA_OK)
+            reason[0] = '\0';
+        else
+            fa_copy_last_error(reason, reason_size);
+    }
+    return status;
+}
+
+FA_API fa_status fa_workspace_size(const fa_params* params, fa_op op, uint64_t* bytes) {
+    return fa_guarded([&]() -> fa_status {
+        fa_clear_last_error();
+        if (bytes == nullptr) return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_workspace_size: bytes must not be NULL");
+        *bytes = 0;
+        const Instance* instance = nullptr;
+        return check_static(params, op, &instance); /* the FA3 forward needs no workspace */
+    });
+}
+
+FA_API fa_status fa_forward(const fa_params* params) {
+    return fa_guarded([&]() -> fa_status {
+        fa_clear_last_error();
+        const Instance* instance = nullptr;
+        fa_sm90::LaunchContext ctx{};
+        FA_TRY(supports(params, FA_OP_FORWARD, &instance, &ctx));
+        fa_cuda::DeviceGuard device(kBackendName);
+        FA_TRY(device.enter(ctx.device));
+        return instance->run(*params, ctx);
+    });
+}
+
+FA_API fa_status fa_forward_kvcache(const fa_params* params) {
+    return fa_guarded([&]() -> fa_status {
+        fa_clear_last_error();
+        const Instance* instance = nullptr;
+        fa_sm90::LaunchContext ctx{};
+        return supports(params, FA_OP_FORWARD_KVCACHE, &instance, &ctx);
+    });
+}
+
+FA_API fa_status fa_backward(const fa_params* params) {
+    return fa_guarded([&]() -> fa_status {
+        fa_clear_last_error();
+        const Instance* instance = nullptr;
+        fa_sm90::LaunchContext ctx{};
+        return supports(params, FA_OP_BACKWARD, &instance, &ctx);
+    });
+}
+
+FA_API const char* fa_last_error(void) { return fa_get_last_error(); }
+
+}  // extern "C"
