@@ -5,7 +5,8 @@
 
 For every configuration (direction, dtype, causal, batch, seqlen, seqlen_q, nheads, nheads_kv,
 headdim) that ours ran, each peer that ran the same configuration gets ratio = peer_ms / ours_ms:
-above 1 means ours is faster. Each table ends with the geometric mean of the ratios per peer.
+above 1 means ours is faster. With --ours, results of our other backends in the file count as
+peers too (hopper_sm90 against cuda_sm80). Each table ends with the geometric mean of the ratios per peer.
 --write also stores them in each file as "ratios": [{..., "ours", "ours_ms", "peer", "peer_ms",
 "ratio"}] (readers ignore fields they do not know). Exit status 1 when a file holds no result of
 ours (so a pipeline notices a benchmark that measured nothing), 2 on bad input.
@@ -30,10 +31,10 @@ def ratios_of(doc, ours_filter):
         impl = r.get("impl", "")
         if not isinstance(r.get("ms"), (int, float)) or r["ms"] <= 0:
             continue
-        if impl.startswith("ours"):
-            if ours_filter is None or impl == ours_filter:
-                ours.setdefault(key_of(r), r)
-        else:
+        if impl.startswith("ours") and (ours_filter is None or impl == ours_filter):
+            ours.setdefault(key_of(r), r)
+        elif not impl.startswith("ours") or ours_filter is not None:
+            # With --ours, our other backends (e.g. ours:cuda_sm80 next to ours:hopper_sm90) are peers.
             peers.setdefault(key_of(r), []).append(r)
     rows = []
     for key, o in ours.items():

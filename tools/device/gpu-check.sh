@@ -32,6 +32,8 @@
 #                          shared options: --seqlen --causal --direction --warmup --iters --tokens --model-dim)
 #   --decode-args "ARGS"   the same for the decode grid (--seqlen = kv lengths, --batch, --kv-heads, --iters …)
 #   --no-peers         benchmark ours only (no PyTorch SDPA)
+#   --also-backend NAME  build this backend too and benchmark it in the same grid (merged into bench.json
+#                      as ours:NAME, a peer of --backend in ratios.md), e.g. cuda_sm80 next to hopper_sm90
 #   --deadline SECONDS total time to plan for [default: 570]
 #
 # Stages and what they leave in $OUT (at most 8 files come back; this writes at most these 8):
@@ -68,6 +70,7 @@ stages=$(
   echo "${all_stages[*]}"
 )
 backend=cuda_sm80
+also_backend=""
 hdims=64,128
 dtypes=bf16
 cuda_archs=auto
@@ -95,6 +98,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --stages) need "$@"; stages=$2; shift ;;
     --backend) need "$@"; backend=$2; shift ;;
+    --also-backend) need "$@"; also_backend=$2; shift ;;
     --hdims) need "$@"; hdims=$2; shift ;;
     --dtypes) need "$@"; dtypes=$2; shift ;;
     --cuda-archs) need "$@"; cuda_archs=$2; shift ;;
@@ -268,7 +272,7 @@ needs_lib() {
 source_stamp() {
   {
     find backends -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
-    echo "backend=$backend hdims=$hdims dtypes=$dtypes archs=$cuda_archs cmake=$cmake_args"
+    echo "backend=$backend also=$also_backend hdims=$hdims dtypes=$dtypes archs=$cuda_archs cmake=$cmake_args"
   } | sha256sum | cut -c1-16
 }
 
@@ -305,6 +309,7 @@ stage_build() {
 
   local upper=${backend^^}
   local args=(-S backends -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DFA_BUILD_$upper=ON"
+    ${also_backend:+"-DFA_BUILD_${also_backend^^}=ON"}
     "-DFA_HDIMS=${hdims//,/;}" "-DFA_DTYPES=${dtypes//,/;}" "-DFA_CUDA_ARCHITECTURES=${cuda_archs//,/;}"
     "-DCMAKE_CUDA_COMPILER=$(command -v nvcc)")
   # nvcc 11.8 (Debian's, on the development machine) rejects g++ 12: use clang 14 as its host compiler.
@@ -480,6 +485,20 @@ bench_grid() {
   # Ours gets half the stage, the peers what is left but 30 s for the plot.
   limit $((budget / 2)) "${cli[@]}" bench --backend "$backend" "$@" --out "$json" || failed+=(ours)
   echo "ours: $((SECONDS - t0))s"
+  if [ -n "$also_backend" ] && [ -f "$json" ]; then
+    t0=$SECONDS
+    echo "+ flashattn bench --backend $also_backend $* (merged into $(basename "$json"))"
+    limit $((budget / 4)) "${cli[@]}" bench --backend "$also_backend" "$@" --out "$json.also" || failed+=("$also_backend")
+    [ -f "$json.also" ] && "$python" - "$json" "$json.also" <<'PY' || failed+=("merge $also_backend")
+import json, sys
+main, extra = (json.load(open(p)) for p in sys.argv[1:3])
+main["results"] += extra.get("results", [])
+main["skipped"] = main.get("skipped", []) + extra.get("skipped", [])
+json.dump(main, open(sys.argv[1], "w"), indent=1)
+PY
+    rm -f "$json.also"
+    echo "$also_backend: $((SECONDS - t0))s"
+  fi
   if [ "$peers" -eq 1 ]; then
     t0=$SECONDS
     echo "+ $python bench/peers/torch_sdpa.py --merge $json $*"
