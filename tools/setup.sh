@@ -20,18 +20,32 @@
 #
 # The GPU machine has its own nvcc 13 (tools/device/README.md); this local nvcc only checks that
 # kernels compile (sm_80 … sm_90; 11.8 has no sm_90a features beyond what it knows).
+#
+# tools/setup.sh --rocm  (CI uses it) also installs what compiles the ROCm backend
+# (backends/rocm_ck) without an AMD GPU, all from Debian bookworm's main component:
+#
+#   hipcc                 HIP 5.2: hipcc, the HIP headers (/usr/include/hip), libamdhip64 and
+#                         the ROCm device libraries 5.2; its clang 15 compiles gfx90a (MI200)
+#   clang-19, lld-19      a clang that knows gfx942 (MI300), and the linker of its AMDGPU
+#                         device code; backends/rocm_ck/CMakeLists.txt builds gfx90a + gfx942 with it
+#   clang-tools-19        clang-offload-bundler-19, which clang-19 runs to bundle the device
+#                         code objects into each host object
+#   llvm-19               llvm-dis-19 / llvm-as-19: the build derives the gfx942 ISA-version
+#                         bitcode that device libs 5.2 lack (oclc_isa_version_942.bc)
 set -euo pipefail
 
 cuda=0
+rocm=0
 for arg in "$@"; do
   case "$arg" in
     --cuda) cuda=1 ;;
+    --rocm) rocm=1 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
       exit 0
       ;;
     *)
-      echo "setup: unknown argument '$arg' (usage: tools/setup.sh [--cuda])" >&2
+      echo "setup: unknown argument '$arg' (usage: tools/setup.sh [--cuda] [--rocm])" >&2
       exit 2
       ;;
   esac
@@ -40,6 +54,9 @@ done
 packages=(libclang1-14 libclang-common-14-dev cmake ninja-build g++ libgtest-dev)
 if [ "$cuda" -eq 1 ]; then
   packages+=(nvidia-cuda-toolkit clang-14)
+fi
+if [ "$rocm" -eq 1 ]; then
+  packages+=(hipcc clang-19 clang-tools-19 lld-19 llvm-19)
 fi
 
 run_as_root=()

@@ -39,8 +39,11 @@ public sealed class MatrixTests
         // hopper_sm90 fwd: 5 head dims × {fp16, bf16} × softcap (no backward instances yet).
         Assert.Equal(5 * 2 * 2, Count("hopper_sm90", "fwd"));
         Assert.Equal(0, Count("hopper_sm90", "bwd"));
-        Assert.Equal(6 * 2 * 6, Count("rocm_ck", "fwd_appendkv"));
-        Assert.Equal(452, Expanded.Count);
+        // rocm_ck: 6 head dims × 2 dtypes × dropout {0,1} (fwd, bwd); split-KV has no switch.
+        Assert.Equal(6 * 2 * 2, Count("rocm_ck", "fwd"));
+        Assert.Equal(6 * 2, Count("rocm_ck", "fwd_splitkv"));
+        Assert.Equal(6 * 2 * 2, Count("rocm_ck", "bwd"));
+        Assert.Equal(72 + 20 + 60, Expanded.Count);
     }
 
     [Fact]
@@ -51,8 +54,8 @@ public sealed class MatrixTests
         Assert.Contains("fa_sm80_fwd_split_hdim64_fp16", keys);
         Assert.Contains("fa_sm90_fwd_hdim192_fp16_softcap", keys);
         Assert.Contains("fa_sm90_fwd_hdim64_bf16", keys);
-        Assert.Contains("fa_ck_fwd_appendkv_hdim32_bf16_rotary_half_paged", keys);
-        Assert.Contains("fa_ck_bwd_hdim96_fp16_mask_bias_alibi_dropout", keys);
+        Assert.Contains("fa_ck_fwd_splitkv_hdim32_bf16", keys);
+        Assert.Contains("fa_ck_bwd_hdim96_fp16_dropout", keys);
         Assert.DoesNotContain(keys, k => k.Contains("e4m3", StringComparison.Ordinal) && k.Contains("_bwd_", StringComparison.Ordinal));
         Assert.Equal(Expanded.Count, keys.Count);
     }
@@ -71,8 +74,9 @@ public sealed class MatrixTests
         Assert.Equal("fa_sm90_fwd_hdim192_bf16_softcap", capped.Key);
         Assert.True(capped.Has("softcap"));
 
-        var ck = KernelCatalogue.For("rocm_ck").Find("fwd_appendkv", DType.Float16, 128, 128, new Dictionary<string, SwitchValue> { ["rotary"] = "interleaved" });
-        Assert.Equal("interleaved", ck?.Choice("rotary"));
+        var ck = KernelCatalogue.For("rocm_ck").Find("fwd", DType.Float16, 128, 128, new Dictionary<string, SwitchValue> { ["dropout"] = true });
+        Assert.Equal("fa_ck_fwd_hdim128_fp16_dropout", ck?.Key);
+        Assert.True(ck?.Has("dropout"));
 
         Assert.Null(KernelCatalogue.TryFor("cpu"));
         Assert.Contains("cuda_sm80", Assert.Throws<ArgumentException>(() => KernelCatalogue.For("cpu")).Message);

@@ -51,7 +51,7 @@ public sealed class WriteModeTests
         var files = repo.GeneratedFiles().Keys.ToList();
         foreach (var path in files)
             File.SetLastWriteTimeUtc(repo.PathOf(path), old);
-        const string edited = "backends/rocm_ck/generated/fa_ck_bwd_hdim64_fp16_mask.hip";
+        const string edited = "backends/rocm_ck/generated/fa_ck_bwd_hdim64_fp16_dropout.hip";
         File.WriteAllText(repo.PathOf(edited), "// edited\n");
         File.SetLastWriteTimeUtc(repo.PathOf(edited), old);
         const string stale = "backends/hopper_sm90/generated/fa_sm90_fwd_hdim512_bf16.cu";
