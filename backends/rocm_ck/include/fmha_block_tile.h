@@ -1,0 +1,82 @@
+/*
+ * fmha_block_tile.h — block-level data movement of the rocm_ck pipelines:
+ *
+ *   global → registers   BlockTileLoader::load: 16-byte reads of (kStep rows × kHeadDim) in
+ *                        8-element chunks, spread over the block's threads; rows the sequence
+ *                        does not have and head-dim columns beyond the problem's read as 0.
+ *   registers → LDS      BlockTileLoader::store: into a row-major tile padded to kLdsStride.
+ *   LDS → registers      read_row_operand (4 contiguous elements of a row: an MFMA operand of
+ *                        row-major data) and read_column_operand (one element of 4 consecutive
+ *                        rows: the transposed operand, e.g. V^T from V's rows).
+ *
+ * The load of step n+1 is issued before step n computes (CK's "prefetch to registers"), so
+ * global latency overlaps the MFMAs; the store waits for the barrier after step n.
+ */
+#ifndef FA_CK_FMHA_BLOCK_TILE_H
+#define FA_CK_FMHA_BLOCK_TILE_H
+
+#include "ck_arch.h"
+
+namespace fa_ck {
+
+template <class Shape>
+struct BlockTileLoader {
+    static constexpr int kChunksPerRow = Shape::kHeadDim / 8;
+    static constexpr int kChunks = Shape::kStep * kChunksPerRow;
+    static constexpr int kPerThread = (kChunks + Shape::kThreads - 1) / Shape::kThreads;
+
+    Pack8 chunk[kPerThread];
+
+    /* row_address(r): the tile row r's first element (uint16_t*), or nullptr for a row the
+       sequence does not have. `columns`: the problem's head dim (a multiple of 8). */
+    template <class RowAddress>
+    FA_CK_DEVICE void load(const RowAddress& row_address, int columns) {
+        const int tid = static_cast<int>(threadIdx.x);
+#pragma unroll
+        for (int c = 0; c < kPerThread; ++c) {
+            const int index = tid + c * Shape::kThreads;
+            chunk[c] = Pack8{{0u, 0u, 0u, 0u}};
+            if (kChunks % Shape::kThreads != 0 && index >= kChunks) continue;
+            const int row = index / kChunksPerRow, column = index % kChunksPerRow * 8;
+            const uint16_t* address = row_address(row);
+            if (address != nullptr && column < columns) chunk[c] = load_pod<Pack8>(address + column);
+        }
+    }
+
+    FA_CK_DEVICE void store(uint16_t* tile) const {
+        const int tid = static_cast<int>(threadIdx.x);
+#pragma unroll
+        for (int c = 0; c < kPerThread; ++c) {
+            const int index = tid + c * Shape::kThreads;
+            if (kChunks % Shape::kThreads != 0 && index >= kChunks) continue;
+            uint16_t* p = tile + index / kChunksPerRow * Shape::kLdsStride + index % kChunksPerRow * 8;
+            store_pod(p, Pack4{{chunk[c].w[0], chunk[c].w[1]}});
+            store_pod(p + 4, Pack4{{chunk[c].w[2], chunk[c].w[3]}});
+        }
+    }
+};
+
+/* Elements [column, column + 4) of `row` of an LDS tile. */
+template <class Shape>
+FA_CK_DEVICE Pack4 read_row_operand(const uint16_t* tile, int row, int column) {
+    return load_pod<Pack4>(tile + row * Shape::kLdsStride + column);
+}
+
+/* Element `column` of rows [row, row + 4) of an LDS tile (a transposed operand). */
+template <class Shape>
+FA_CK_DEVICE Pack4 read_column_operand(const uint16_t* tile, int row, int column) {
+    const uint16_t* p = tile + row * Shape::kLdsStride + column;
+    Pack4 r;
+    r.w[0] = pack2(p[0], p[Shape::kLdsStride]);
+    r.w[1] = pack2(p[2 * Shape::kLdsStride], p[3 * Shape::kLdsStride]);
+    return r;
+}
+
+/* Four elements of a global row, or zeros past its end (`valid` false). */
+FA_CK_DEVICE Pack4 load_global_operand(const uint16_t* address, bool valid) {
+    return valid ? load_pod<Pack4>(address) : Pack4{{0u, 0u}};
+}
+
+}  // namespace fa_ck
+
+#endif  // FA_CK_FMHA_BLOCK_TILE_H
