@@ -17,7 +17,8 @@ internal sealed record BindingJob(
     IReadOnlyList<string> Structs,
     IReadOnlyList<string> Enums,
     IReadOnlyList<string> OpaqueTypes,
-    IReadOnlyList<string> Constants)
+    IReadOnlyList<string> Constants,
+    IReadOnlyList<string> OpaqueStructs)
 {
     public static IReadOnlyList<BindingJob> Load(string path)
     {
@@ -32,7 +33,7 @@ internal sealed record BindingJob(
             var where = $"bindings[{i}]";
             var job = jobs[i];
             toml.AllowOnly(job, where, "header", "include_dirs", "clang_args", "target", "output", "c_layout_output",
-                "namespace", "name", "libraries", "functions", "structs", "enums", "opaque_types", "constants");
+                "namespace", "name", "libraries", "functions", "structs", "enums", "opaque_types", "constants", "opaque_structs");
             result.Add(new BindingJob(
                 toml.String(job, "header", where),
                 toml.Strings(job, "include_dirs", where, required: false),
@@ -47,7 +48,8 @@ internal sealed record BindingJob(
                 toml.Strings(job, "structs", where, required: false),
                 toml.Strings(job, "enums", where, required: false),
                 toml.Strings(job, "opaque_types", where, required: false),
-                toml.Strings(job, "constants", where, required: false)));
+                toml.Strings(job, "constants", where, required: false),
+                toml.Strings(job, "opaque_structs", where, required: false)));
         }
         return result;
     }

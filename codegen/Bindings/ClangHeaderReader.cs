@@ -30,12 +30,14 @@ internal sealed unsafe class ClangHeaderReader
     private readonly List<NativeStruct> _structs = [];
     private readonly List<NativeFunction> _functions = [];
     private readonly HashSet<string> _opaque;
+    private readonly HashSet<string> _opaqueStructs;
 
     private ClangHeaderReader(BindingJob job, string headerPath)
     {
         _job = job;
         _headerPath = headerPath;
         _opaque = job.OpaqueTypes.ToHashSet(StringComparer.Ordinal);
+        _opaqueStructs = job.OpaqueStructs.ToHashSet(StringComparer.Ordinal);
     }
 
     public static NativeApi Read(BindingJob job, string repositoryRoot)
@@ -256,6 +258,8 @@ internal sealed unsafe class ClangHeaderReader
                 var typedefName = Take(clang_getTypedefName(type));
                 if (_opaque.Contains(typedefName))
                     return new PrimitiveType("nint");
+                if (_opaqueStructs.Contains(typedefName))
+                    return OpaqueStruct(type, typedefName, context, allowArray);
                 if (WellKnownTypedefs.TryGetValue(typedefName, out var primitive))
                     return new PrimitiveType(primitive);
                 return Resolve(clang_getTypedefDeclUnderlyingType(clang_getTypeDeclaration(type)), context, allowArray);
@@ -266,6 +270,8 @@ internal sealed unsafe class ClangHeaderReader
             {
                 var declaration = clang_getTypeDeclaration(type);
                 var name = Take(clang_getCursorSpelling(declaration));
+                if (type.kind == CXTypeKind.CXType_Record && _opaqueStructs.Contains(name))
+                    return OpaqueStruct(type, name, context, allowArray);
                 if (name.Length == 0 || clang_Cursor_isAnonymous(declaration) != 0)
                     throw new CodegenException($"{context}: anonymous {Take(clang_getTypeSpelling(type))} cannot be bound; give it a name.");
                 return new NamedType(name, type.kind == CXTypeKind.CXType_Enum);
@@ -298,6 +304,20 @@ internal sealed unsafe class ClangHeaderReader
                     ? new PrimitiveType(builtin)
                     : throw new CodegenException($"{context}: type {Take(clang_getTypeSpelling(type))} ({type.kind}) is not supported by the binding generator.");
         }
+    }
+
+    /// <summary>
+    /// A struct listed in opaque_structs (one with bitfields, such as hipDeviceArch_t): a field of
+    /// that type becomes a byte array of its size, keeping the enclosing struct's layout.
+    /// </summary>
+    private static NativeType OpaqueStruct(CXType type, string name, string context, bool allowArray)
+    {
+        if (!allowArray)
+            throw new CodegenException($"{context}: {name} is in opaque_structs, which can only be the type of a struct field (not a parameter, result or pointee).");
+        var size = clang_Type_getSizeOf(type);
+        if (size <= 0)
+            throw new CodegenException($"{context}: {name} in opaque_structs has no size ({size}).");
+        return new FixedArrayType(new PrimitiveType("byte"), size);
     }
 
     private string EnumUnderlying(string name, string context) =>
@@ -364,6 +384,8 @@ internal sealed unsafe class ClangHeaderReader
             .Select(line => line.StartsWith("/*", StringComparison.Ordinal) ? line[2..].TrimStart('*') : line)
             .Select(line => line.EndsWith("*/", StringComparison.Ordinal) ? line[..^2] : line)
             .Select(line => line.TrimStart('*').Trim())
+            .Select(line => line.StartsWith("!<", StringComparison.Ordinal) ? line[2..].TrimStart() : line) /* Doxygen "after the member" markers: ///< and /*!< */
+            .Select(line => line.StartsWith('<') ? line[1..].TrimStart() : line)
             .Where(line => line.Length > 0);
         var text = string.Join(" ", lines);
         return text.Length > 0 ? text : null;

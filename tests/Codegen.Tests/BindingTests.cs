@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using FlashAttention.Codegen.Bindings;
 using FlashAttention.Codegen.Rendering;
+using FlashAttention.Devices;
 using FlashAttention.Native;
 
 namespace FlashAttention.Codegen.Tests;
@@ -146,6 +147,53 @@ public sealed class BindingTests
         var layout = api.Structs.Single();
         Assert.Equal(256 + 8 + 12 + 4 + 4 + 4, layout.Size); // name, size_t at 256, dims, warpSize, lastError, tail padding to 8
         Assert.Equal(280, layout.Fields.Single(f => f.Name == "lastError").Offset);
+    }
+
+    [Fact]
+    public void HipRuntimeBindingsCarryLibclangsLayoutAndTheClrAgrees()
+    {
+        var job = BindingJob.Load(RepoPaths.PathOf(RepositoryLayout.BindingsFile)).Single(j => j.Header.EndsWith("hip_runtime_api.h", StringComparison.Ordinal));
+        if (!File.Exists(job.Header))
+            Assert.Skip($"{job.Header} is not installed (tools/setup.sh --rocm installs Debian's HIP headers)");
+        var api = ClangHeaderReader.Read(job, RepoPaths.Root);
+
+        Assert.Equal(job.Functions.Order(), api.Functions.Select(f => f.Name).Order());
+        var props = api.Structs.Single(s => s.Name == "hipDeviceProp_t");
+        var generated = HipRuntimeApiLayout.Structs.Single(s => s.Name == "hipDeviceProp_t");
+        Assert.Equal(props.Size, generated.SizeOf);
+        Assert.Equal(props.Fields.Select(f => (f.Name, (int)f.Offset)), generated.Fields.Select(f => (f.Name, f.OffsetOf)));
+        // The CLR lays the C# struct out the same way, the bitfield struct (hipDeviceArch_t) included as 4 bytes.
+        Assert.Equal(generated.SizeOf, Unsafe.SizeOf<hipDeviceProp_t>());
+        foreach (var field in generated.Fields)
+            Assert.True(field.OffsetOf == (int)Marshal.OffsetOf<hipDeviceProp_t>(field.Name), $"hipDeviceProp_t.{field.Name}");
+        Assert.Equal(4, props.Fields.Single(f => f.Name == "arch").Type is FixedArrayType { Length: var n } ? n : -1);
+        Assert.Equal(HipRuntimeApiConstants.HIP_VERSION_MAJOR, api.Constants.Single(c => c.Name == "HIP_VERSION_MAJOR").Value);
+        Assert.Equal(["amdhip64"], HipRuntimeApiLibraries.Names);
+    }
+
+    [Fact]
+    public void OpaqueStructFieldIsBytesOfItsSize()
+    {
+        using var repo = new TempRepository();
+        var header = repo.PathOf("native/bits.h");
+        Directory.CreateDirectory(Path.GetDirectoryName(header)!);
+        File.WriteAllText(header, """
+            typedef struct flags_t { unsigned a : 1; unsigned b : 3; unsigned c : 20; } flags_t;
+            typedef struct props_t { char name[6]; int count; flags_t flags; int after; } props_t;
+            int get_props(props_t* p);
+            int take_flags(flags_t f);
+            """);
+        var job = AbiJob with { Header = "native/bits.h", ClangArgs = [], CLayoutOutput = null, Structs = ["props_t"], Functions = ["get_props"], Enums = [], Constants = [], OpaqueStructs = ["flags_t"] };
+
+        var api = ClangHeaderReader.Read(job, repo.Root);
+        var code = BindingGenerator.Generate(job, api, new TemplateRenderer(RepoPaths.PathOf("templates"))).Single().Content;
+        Assert.Contains("public fixed byte flags[4];", code);
+        Assert.Equal(16, api.Structs.Single().Fields.Single(f => f.Name == "after").Offset); // name[6], pad, count at 8, flags (4 bytes) at 12
+
+        var byValue = Assert.Throws<CodegenException>(() => ClangHeaderReader.Read(job with { Functions = ["take_flags"] }, repo.Root));
+        Assert.Contains("flags_t is in opaque_structs, which can only be the type of a struct field", byValue.Message);
+        var unbound = Assert.Throws<CodegenException>(() => ClangHeaderReader.Read(job with { OpaqueStructs = [], Structs = ["props_t", "flags_t"] }, repo.Root));
+        Assert.Contains("bitfield", unbound.Message);
     }
 
     [Fact]
