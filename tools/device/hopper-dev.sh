@@ -4,14 +4,15 @@
 # primitives self-test, the SASS facts of every kernel (HGMMA / UTMALDG / local memory), our own
 # TFLOP/s from fa_sm90_fwd_check --bench, and optionally compute-sanitizer.
 #
-#   bash tools/device/hopper-dev.sh [--hdims all|64,128] [--dtypes all|bf16] [--bench-d 64,128,256]
-#                                   [--sanitize] [--toolchain]
+#   bash tools/device/hopper-dev.sh [--hdims all|64,128] [--dtypes all|bf16] [--bench-d 64,128,256|none]
+#                                   [--sanitize] [--toolchain] [--tune "ARGS"]
 #
+#   --tune ARGS  also run fa_sm90_fwd_tune (alternative tile traits side by side) with ARGS
 #   --toolchain  also pack this machine's ptxas / nvdisasm / cuobjdump (CUDA 13) into $OUT, so sm_90a
 #                SASS can be inspected on the development machine (nvcc 11.8 there has no sm_90a).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
-hdims=all dtypes=all bench_d=64,128,256 sanitize=0 toolchain=0
+hdims=all dtypes=all bench_d=64,128,256 sanitize=0 toolchain=0 tune=""
 while [ $# -gt 0 ]; do
   case $1 in
     --hdims) hdims=$2; shift ;;
@@ -19,6 +20,7 @@ while [ $# -gt 0 ]; do
     --bench-d) bench_d=$2; shift ;;
     --sanitize) sanitize=1 ;;
     --toolchain) toolchain=1 ;;
+    --tune) tune=${2:- }; shift ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
   shift
@@ -48,7 +50,15 @@ fi
 
 echo "== our forward TFLOP/s (fa_sm90_fwd_check --bench)"
 for d in ${dtypes//all/bf16}; do :; done
-[ -x "$lib/fa_sm90_fwd_check" ] && LD_LIBRARY_PATH=$lib timeout 120 "$lib/fa_sm90_fwd_check" --bench --d "$bench_d" --iters 20
+# (constant inputs: quick, optimistic; the standard grid with random inputs is gpu-check's bench stage)
+[ "$bench_d" != none ] && [ -x "$lib/fa_sm90_fwd_check" ] && LD_LIBRARY_PATH=$lib timeout 120 "$lib/fa_sm90_fwd_check" --bench --d "$bench_d" --iters 20
+
+if [ -n "$tune" ]; then
+  echo "== fa_sm90_fwd_tune $tune"
+  tuner=$(find build/device -name fa_sm90_fwd_tune -type f | head -1)
+  # shellcheck disable=SC2086 # ARGS are words
+  [ -n "$tuner" ] && timeout 300 "$tuner" $tune | tee "$OUT/tune.txt"
+fi
 
 if [ "$sanitize" = 1 ] && [ -x "$lib/fa_sm90_fwd_check" ]; then
   for tool in memcheck racecheck; do

@@ -718,6 +718,16 @@ std::vector<Case> all_cases() {
         add(c);
         c = Case{};
         c.dtype = dt;
+        c.name = ty + " d128 long keys 2x200x4133 h2 causal"; /* hopper_sm90's wide key blocks (>= 4096 keys) */
+        c.causal = true, c.sq = 200, c.sk = 4133, c.hq = c.hk = 2;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 long keys 2x130x4096 h2 window (1000,300)";
+        c.wl = 1000, c.wr = 300, c.sq = 130, c.sk = 4096, c.hq = c.hk = 2;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
         c.name = ty + " d128 causal sq>sk 300x129 (empty rows)";
         c.causal = true, c.sq = 300, c.sk = 129;
         add(c);
@@ -735,6 +745,11 @@ std::vector<Case> all_cases() {
         c.dtype = dt;
         c.name = ty + " d128 softcap 15 causal 190x190";
         c.softcap = 15.0f, c.causal = true, c.sq = c.sk = 190;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 softcap 30 varlen b3 gqa 6/2";
+        c.d = 64, c.softcap = 30.0f, c.varlen = true, c.batch = 3, c.sq = 230, c.sk = 170, c.hq = 6, c.hk = 2;
         add(c);
         c = Case{};
         c.dtype = dt;

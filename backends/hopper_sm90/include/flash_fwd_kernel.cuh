@@ -17,10 +17,11 @@
  *                       Tail: O += P·V[n_min]; O /= ℓ; store.
  *   ping-pong:          the consumers take turns issuing their GEMMs (named barriers 1..3), so
  *                       one warpgroup's softmax overlaps another's tensor-core work.
- *   tiles:              blockIdx.x, blockIdx.x + gridDim.x, … (persistent when the host launches
- *                       fewer CTAs than tiles); heads outer, query blocks inner and descending,
- *                       so CTAs running together share K/V in L2 and the longest causal tiles
- *                       start first.
+ *   tiles:              a persistent grid walks them in a zig-zag (TileWalk); tile order heads
+ *                       outer (CTAs running together share K/V in L2) or query blocks outer, both
+ *                       with the longest causal tiles first (flash_fwd_launch.cuh, fwd_grid).
+ *   lazy rescale:       a row's reference maximum moves only when a block exceeds it by 2^8, so
+ *                       O is rarely rescaled (kLazyRescale).
  */
 #ifndef FA_SM90_FLASH_FWD_KERNEL_CUH
 #define FA_SM90_FLASH_FWD_KERNEL_CUH
@@ -60,7 +61,11 @@ struct FwdParams {
     int seqlen_q, seqlen_k;
     int headdim_v;
     int num_m_blocks; /* per (sequence, head): ⌈max seqlen_q / kBlockM⌉ */
-    int num_tiles;    /* batch · nheads_q · num_m_blocks */
+    int num_bh;       /* batch · nheads_q */
+    int num_tiles;    /* num_bh · num_m_blocks */
+    int block_major;  /* tile order: 0 = (sequence, head) outer, query blocks inner and descending, so
+                         CTAs running together share one head's K/V in L2; 1 = query blocks outer
+                         (descending), heads inner: the longest causal tiles of every head first */
     float scale_log2; /* exp2 factor: softmax_scale·log2e, or softcap·log2e with softcap */
     float score_scale; /* softcap only: softmax_scale / softcap, applied before tanh */
     int window_left, window_right; /* −1 = unbounded; causal: right = 0 */
@@ -78,8 +83,15 @@ struct FwdTileCoord {
 template <class Traits>
 __device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
     FwdTileCoord c;
-    const int bh = tile / p.num_m_blocks;
-    c.m_block = p.num_m_blocks - 1 - (tile - bh * p.num_m_blocks);
+    int bh, m_rank; /* m_rank 0 = the last (longest causal) query block */
+    if (p.block_major) {
+        m_rank = tile / p.num_bh;
+        bh = tile - m_rank * p.num_bh;
+    } else {
+        bh = tile / p.num_m_blocks;
+        m_rank = tile - bh * p.num_m_blocks;
+    }
+    c.m_block = p.num_m_blocks - 1 - m_rank;
     c.h = bh % p.nheads_q;
     c.b = bh / p.nheads_q;
     if (p.cu_seqlens_q != nullptr) {
@@ -114,6 +126,17 @@ __device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
     c.n_max = n_max;
     return c;
 }
+
+/* The tiles of this CTA: round r takes tile r·G + i, or r·G + G − 1 − i in odd rounds (G = the
+   grid, i = the CTA). One CTA per tile is the single round; a persistent grid walks rounds in a
+   zig-zag, so that with tiles ordered longest first the sums of the CTAs' work stay even. */
+struct TileWalk {
+    int round = 0;
+    __device__ __forceinline__ int tile() const {
+        const int g = static_cast<int>(gridDim.x), i = static_cast<int>(blockIdx.x);
+        return round * g + ((round & 1) ? g - 1 - i : i);
+    }
+};
 
 /* {index, phase} of a kStages-deep ring of mbarrier-guarded buffers. */
 template <int kStages>
@@ -158,7 +181,8 @@ __device__ void fwd_producer(const FwdParams& p, const FwdSmem<Traits>& sm) {
     constexpr int kStages = Traits::kStages;
     PipeState<kStages> k_state, v_state;
     uint32_t q_iter = 0;
-    for (int tile = blockIdx.x; tile < p.num_tiles; tile += gridDim.x) {
+    for (TileWalk walk; walk.tile() < p.num_tiles; ++walk.round) {
+        const int tile = walk.tile();
         const FwdTileCoord c = fwd_tile<Traits>(p, tile);
         if (c.m_block * Traits::kBlockM >= c.sq || c.n_max <= c.n_min) continue; /* nothing to load */
         const int hk = c.h / p.group;
@@ -197,8 +221,12 @@ __device__ void fwd_producer(const FwdParams& p, const FwdSmem<Traits>& sm) {
 template <class Traits>
 struct GemmTurn {
     int wg;
-    __device__ __forceinline__ void wait() const { named_barrier_sync(1 + wg, 256); }
-    __device__ __forceinline__ void pass() const { named_barrier_arrive(1 + (wg + 1) % Traits::kConsumers, 256); }
+    __device__ __forceinline__ void wait() const {
+        if constexpr (Traits::kPingPong) named_barrier_sync(1 + wg, 256);
+    }
+    __device__ __forceinline__ void pass() const {
+        if constexpr (Traits::kPingPong) named_barrier_arrive(1 + (wg + 1) % Traits::kConsumers, 256);
+    }
 };
 
 /* One arrival per warp on an "empty" barrier (count = 4 · kConsumers). */
@@ -234,14 +262,21 @@ __device__ __forceinline__ void gemm_pv(float (&o)[Traits::kORegs], const uint32
 
 /* Row state of the two rows a thread holds (accumulator rows g and g + 8 of its warp). */
 struct RowState {
-    float max[2];  /* running maximum of the scores (score units; −inf before any key) */
-    float sum[2];  /* this thread's share of Σ 2^((s − max)·scale_log2) */
+    float ref[2]; /* reference maximum, log2 units (scores · scale_log2); −inf before any key */
+    float sum[2]; /* this thread's share of Σ 2^(s·scale_log2 − ref) */
 };
 
+/* How far a block's maximum may exceed the reference before it moves (log2 units): the
+   exponentials stay ≤ 2^8, harmless in fp32 sums and in P's 16-bit format, and after a row's
+   first keys O is almost never rescaled (a warp skips the multiplies unless one of its rows
+   moved). Any reference gives the same result up to rounding; LSE = (ref + log2 ℓ)·ln 2. */
+constexpr float kLazyRescale = 8.0f;
+
 /* Scores of key block n: softcap, mask, then the online softmax. Leaves 2^(...) in s and the
-   factor that rescales O (and sum) in `factor`. */
+   factor that rescales O (and sum) in `factor`; returns whether any row of the warp moved its
+   reference (O needs the factor). */
 template <class Traits, bool kSoftcap, bool kFirst>
-__device__ __forceinline__ void softmax_step(float (&s)[Traits::kSRegs], RowState& rs, float (&factor)[2], const FwdParams& p,
+__device__ __forceinline__ bool softmax_step(float (&s)[Traits::kSRegs], RowState& rs, float (&factor)[2], const FwdParams& p,
                                              bool need_mask, int n, int row0, int quad, int offset, int sk) {
     if constexpr (kSoftcap) {
 #pragma unroll
@@ -264,19 +299,24 @@ __device__ __forceinline__ void softmax_step(float (&s)[Traits::kSRegs], RowStat
             }
         }
     }
+    bool moved = false;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-        float mx = kFirst ? kNegInf : rs.max[half];
+        float mx = kNegInf;
 #pragma unroll
         for (int j = 0; j < Traits::kSRegs / 4; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * half], s[4 * j + 2 * half + 1]));
-        mx = fa_cuda::quad_max(mx);
-        const float shift = mx == kNegInf ? 0.0f : mx * p.scale_log2; /* no key yet: 2^(−inf) = 0 */
+        mx = fa_cuda::quad_max(mx) * p.scale_log2; /* −inf stays −inf (scale_log2 > 0) */
         if constexpr (kFirst) {
             factor[half] = 1.0f;
+            rs.ref[half] = mx;
         } else {
-            factor[half] = rs.max[half] == kNegInf ? 0.0f : fa_cuda::exp2_approx(rs.max[half] * p.scale_log2 - shift);
+            const float ref = rs.ref[half];
+            const bool move = mx > ref + kLazyRescale; /* never for −inf (no key yet) */
+            factor[half] = move ? fa_cuda::exp2_approx(ref - mx) : 1.0f;
+            rs.ref[half] = move ? mx : ref;
+            moved |= move;
         }
-        rs.max[half] = mx;
+        const float shift = rs.ref[half] == kNegInf ? 0.0f : rs.ref[half]; /* no key yet: 2^(−inf − 0) = 0 */
         float sum = 0.0f;
 #pragma unroll
         for (int j = 0; j < Traits::kSRegs / 4; ++j) {
@@ -289,6 +329,7 @@ __device__ __forceinline__ void softmax_step(float (&s)[Traits::kSRegs], RowStat
         }
         rs.sum[half] = kFirst ? sum : fmaf(rs.sum[half], factor[half], sum);
     }
+    return __any_sync(0xffffffffu, moved);
 }
 
 template <class Traits, typename Element>
@@ -315,7 +356,7 @@ __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const R
         const int row = c.m_block * Traits::kBlockM + row0 + 8 * half; /* within the sequence */
         if (row >= c.sq) continue;
         if (p.lse != nullptr && quad == 0) {
-            const float lse = sum > 0.0f ? rs.max[half] * p.scale_log2 * kLn2 + logf(sum) : kPosInf;
+            const float lse = sum > 0.0f ? rs.ref[half] * kLn2 + logf(sum) : kPosInf;
             const int64_t idx = p.cu_seqlens_q != nullptr
                                     ? static_cast<int64_t>(c.h) * p.lse_head_stride + c.q_row0 + row
                                     : static_cast<int64_t>(c.b) * p.lse_batch_stride + static_cast<int64_t>(c.h) * p.lse_head_stride + row;
@@ -360,21 +401,22 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
     const uint32_t q_base = smem_u32(sm.q()) + wg * 64 * 128;
 
     // The last warpgroup lets the first go at the very first GEMM.
-    if (wg == Traits::kConsumers - 1) named_barrier_arrive(1, 256);
+    if (Traits::kPingPong && wg == Traits::kConsumers - 1) named_barrier_arrive(1, 256);
 
     PipeState<kStages> k_state, v_state;
     uint32_t q_iter = 0;
     float o[Traits::kORegs];
     float s[Traits::kSRegs];
     uint32_t pr[Traits::kPRegs];
-    for (int tile = blockIdx.x; tile < p.num_tiles; tile += gridDim.x) {
+    for (TileWalk walk; walk.tile() < p.num_tiles; ++walk.round) {
+        const int tile = walk.tile();
         const FwdTileCoord c = fwd_tile<Traits>(p, tile);
         if (c.m_block * Traits::kBlockM >= c.sq) continue;
         RowState rs;
         if (c.n_max <= c.n_min) { /* no key for any row of the tile */
 #pragma unroll
             for (int i = 0; i < Traits::kORegs; ++i) o[i] = 0.0f;
-            rs.max[0] = rs.max[1] = kNegInf;
+            rs.ref[0] = rs.ref[1] = kNegInf;
             rs.sum[0] = rs.sum[1] = 0.0f;
             store_output<Traits, Element>(o, rs, p, c, row0, quad);
             continue;
@@ -419,14 +461,14 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
             release(sm.k_empty(k_state.index), lane);
             k_state.advance();
             if (n == c.n_min) release(sm.q_empty(), lane);
-            softmax_step<Traits, kSoftcap, false>(s, rs, factor, p, block_needs_mask<Traits>(p, c, n), n, row_in_seq, quad,
-                                                  offset, c.sk);
+            const bool rescale = softmax_step<Traits, kSoftcap, false>(s, rs, factor, p, block_needs_mask<Traits>(p, c, n), n,
+                                                                       row_in_seq, quad, offset, c.sk);
             wgmma_wait_group<0>();
             reg_fence(o);
             reg_fence(s); /* the new P may take the old P's registers only now */
             release(sm.v_empty(v_state.index), lane);
             v_state.advance();
-            rescale_o<Traits>(o, factor);
+            if (rescale) rescale_o<Traits>(o, factor);
             scores_to_p<Traits, Element>(s, pr);
             o_started = 1;
         }

@@ -55,21 +55,34 @@ inline fa_status encode_tensor_map(CUtensorMap* map, const char* name, const voi
 }
 
 /*
- * One CTA per SM walking the tiles (persistent) when every tile costs the same; one CTA per
- * tile with causal or window masks, where tiles differ in length and the hardware scheduler
- * starts a new CTA wherever one finishes (the longest tiles come first in tile order).
- * FA_SM90_PERSISTENT=0/1 forces either (measurements).
+ * The grid and tile order (fa_sm90_fwd_tune, H100, bf16, 2026-11-23): always one CTA per SM
+ * walking the tiles in the zig-zag of TileWalk (persistent: the next tile's Q and K load during
+ * this tile's last steps, and a CTA's fixed costs — barrier set-up, first loads, epilogue —
+ * overlap work). A CTA per tile was 1–10 % slower everywhere but equal at 16k causal.
+ *  - heads outer (query blocks inner, longest first): CTAs running together stream one head's
+ *    K/V from L2. Best for equal tiles, and for masked tiles up to kHeadsOuterKeys keys.
+ *  - query blocks outer over long masked sequences: with heads outer the zig-zag sums stay
+ *    uneven there (0.58–0.67x at 16k causal); query blocks outer levels them, and the few
+ *    heads of a long-sequence batch still share K/V in L2 (1.5–1.7x over heads outer at 16k).
+ * FA_SM90_PERSISTENT=0/1 and FA_SM90_BLOCK_MAJOR=0/1 force either choice (measurements).
  */
-inline int fwd_grid(int num_tiles, int num_sms, bool uneven_tiles) {
-    bool persistent = !uneven_tiles;
+struct FwdGrid {
+    int ctas;
+    bool block_major;
+};
+constexpr int kHeadsOuterKeys = 4096;
+
+inline FwdGrid fwd_grid(const fa_params& a, int num_tiles, int num_sms, bool uneven_tiles) {
+    bool persistent = true;
+    bool block_major = uneven_tiles && a.seqlen_k > kHeadsOuterKeys;
     if (const char* env = std::getenv("FA_SM90_PERSISTENT")) persistent = env[0] == '1';
-    return persistent && num_tiles > num_sms ? num_sms : num_tiles;
+    if (const char* env = std::getenv("FA_SM90_BLOCK_MAJOR")) block_major = env[0] == '1';
+    return {persistent && num_tiles > num_sms ? num_sms : num_tiles, block_major};
 }
 
-template <typename Element, int HeadDimQK, int HeadDimV, bool Softcap>
-fa_status run_fwd(const fa_params& a, const LaunchContext& ctx) {
-    static_assert(HeadDimQK == HeadDimV, "the FA3 forward runs headdim_v == headdim_qk");
-    using Traits = FwdTraits<HeadDimQK>;
+/* The forward with explicit traits (run_fwd's tile, or an alternative that fa_sm90_fwd_tune times). */
+template <class Traits, typename Element, bool Softcap>
+fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     if (a.total_q == 0 || a.batch == 0) return FA_OK; /* no rows */
     const bool varlen = a.cu_seqlens_q != nullptr;
     const int q_rows = varlen ? a.total_q : a.seqlen_q;
@@ -109,6 +122,7 @@ fa_status run_fwd(const fa_params& a, const LaunchContext& ctx) {
         return fa_set_last_error(FA_ERR_UNSUPPORTED, "hopper_sm90: batch x nheads_q x query blocks must be < 2^31; got %" PRId64,
                                  tiles);
     p.num_tiles = static_cast<int>(tiles);
+    p.num_bh = a.batch * a.nheads_q;
     if (Softcap) {
         p.scale_log2 = a.softcap * fa_cuda::kLog2e;
         p.score_scale = a.softmax_scale / a.softcap;
@@ -124,10 +138,27 @@ fa_status run_fwd(const fa_params& a, const LaunchContext& ctx) {
     if (err != cudaSuccess)
         return fa_set_last_error(FA_ERR_DEVICE, "hopper_sm90: cannot give the forward kernel %d bytes of shared memory: %s",
                                  Traits::kSmemBytes, cudaGetErrorString(err));
-    const bool uneven = p.window_left >= 0 || p.window_right >= 0 || varlen;
-    const int grid = fwd_grid(p.num_tiles, ctx.num_sms, uneven);
+    const FwdGrid plan = fwd_grid(a, p.num_tiles, ctx.num_sms, p.window_left >= 0 || p.window_right >= 0 || varlen);
+    p.block_major = plan.block_major ? 1 : 0;
+    const int grid = plan.ctas;
     kernel<<<grid, Traits::kThreads, Traits::kSmemBytes, ctx.stream>>>(p);
     return fa_cuda::launch_status("hopper_sm90", "the FA3 forward kernel");
+}
+
+template <typename Element, int HeadDimQK, int HeadDimV, bool Softcap>
+fa_status run_fwd(const fa_params& a, const LaunchContext& ctx) {
+    static_assert(HeadDimQK == HeadDimV, "the FA3 forward runs headdim_v == headdim_qk");
+    using Long = FwdLongTile<HeadDimQK, Softcap>;
+    if constexpr (Long::kHas) {
+        if (a.seqlen_k >= Long::kLongKeys) return run_fwd_with<typename Long::Traits, Element, Softcap>(a, ctx);
+    }
+    using ShortMasked = FwdShortMaskedTile<HeadDimQK, Softcap>;
+    if constexpr (ShortMasked::kHas) {
+        const bool masked = a.is_causal || a.window_left >= 0 || a.window_right >= 0;
+        if (masked && a.seqlen_k <= ShortMasked::kMaxKeys)
+            return run_fwd_with<typename ShortMasked::Traits, Element, Softcap>(a, ctx);
+    }
+    return run_fwd_with<FwdInstanceTraits<HeadDimQK, Softcap>, Element, Softcap>(a, ctx);
 }
 
 }  // namespace fa_sm90

@@ -7,9 +7,10 @@
  * (each owns 64 query rows: S = Q·Kᵀ and O += P·V with wgmma). Tile choices follow the FA3
  * sizes that fit 227 KB of shared memory with 2 K and 2 V stages and keep S, P and O in
  * registers (hopper-fa3-facts.md §8):
- *   d 64:  192 × 128, 3 consumers at 160 registers (O 32 + S 64 + P 32 per thread)
+ *   d 64:  192 × 128, 3 consumers at 160 registers (O 32 + S 64 + P 32 per thread); with
+ *          softcap 128 × 128 (tanh's temporaries spilled at 160)
  *   d 96:  128 × 128, 2 consumers at 240 (Q/K padded to 128 columns by TMA zero fill)
- *   d 128: 128 × 128, 2 consumers at 240 (O 64 + S 64 + P 32)
+ *   d 128: 128 × 128, 2 consumers at 240 (O 64 + S 64 + P 32); 128 × 176 from 4k keys (FwdLongTile)
  *   d 192: 128 × 112, 2 consumers (O 96 + S 56 + P 28)
  *   d 256: 128 × 80,  2 consumers (O 128 + S 40 + P 20); 224 KB of tiles
  */
@@ -20,34 +21,43 @@
 
 namespace fa_sm90 {
 
-template <int HeadDim>
+/* The tile each instance runs (a traits choice, kept apart from the kernel body; fa_sm90_fwd_tune
+   times alternatives). kPingPong: the consumers take turns at the tensor cores. */
+template <int HeadDim, bool Softcap>
 struct FwdTile;
-template <>
-struct FwdTile<64> {
-    static constexpr int kBlockM = 192, kBlockN = 128;
+template <bool Softcap>
+struct FwdTile<64, Softcap> {
+    /* Softcap's tanh needs more live registers than 3 consumers' 160 give (it spilled): 2 × 64 rows. */
+    static constexpr int kBlockM = Softcap ? 128 : 192, kBlockN = 128;
+    static constexpr bool kPingPong = true;
 };
-template <>
-struct FwdTile<96> {
+template <bool Softcap>
+struct FwdTile<96, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 128;
+    static constexpr bool kPingPong = true;
 };
-template <>
-struct FwdTile<128> {
+template <bool Softcap>
+struct FwdTile<128, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 128;
+    static constexpr bool kPingPong = true;
 };
-template <>
-struct FwdTile<192> {
+template <bool Softcap>
+struct FwdTile<192, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 112;
+    static constexpr bool kPingPong = true;
 };
-template <>
-struct FwdTile<256> {
+template <bool Softcap>
+struct FwdTile<256, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 80;
+    static constexpr bool kPingPong = true;
 };
 
-template <int HeadDim>
+template <int HeadDim, int BlockM, int BlockN, bool PingPong>
 struct FwdTraits {
     static constexpr int kHeadDim = HeadDim; /* head-dim bucket (q/k and v alike) */
-    static constexpr int kBlockM = FwdTile<HeadDim>::kBlockM;
-    static constexpr int kBlockN = FwdTile<HeadDim>::kBlockN;
+    static constexpr int kBlockM = BlockM;
+    static constexpr int kBlockN = BlockN;
+    static constexpr bool kPingPong = PingPong;
     static constexpr int kConsumers = kBlockM / 64; /* consumer warpgroups */
     static constexpr int kThreads = 128 * (1 + kConsumers);
     static constexpr int kStages = 2; /* K and V buffers each */
@@ -81,6 +91,31 @@ struct FwdTraits {
     static_assert(kBlockN % 16 == 0 && kBlockN <= 256, "kBlockN: k16 steps of P·V, a TMA box of at most 256 rows");
     static_assert(kQBytes % 1024 == 0 && kKBytes % 1024 == 0, "tiles stay aligned to the 1024-byte swizzle atom");
     static_assert(kSmemBytes <= 232448, "shared memory per block on sm_90 is 227 KB");
+};
+
+/* The traits of the instance (dtype-independent). */
+template <int HeadDim, bool Softcap>
+using FwdInstanceTraits = FwdTraits<HeadDim, FwdTile<HeadDim, Softcap>::kBlockM, FwdTile<HeadDim, Softcap>::kBlockN,
+                                    FwdTile<HeadDim, Softcap>::kPingPong>;
+
+/* Fewer query rows per tile for short masked (causal / window) problems at d 64, where the
+   192-row tile wastes more of its work on the diagonal (fa_sm90_fwd_tune, causal: +9–10 % at
+   512–1k keys, −5 % from 2k). kMaxKeys: up to which seqlen_k run_fwd takes it. */
+template <int HeadDim, bool Softcap>
+struct FwdShortMaskedTile {
+    static constexpr bool kHas = HeadDim == 64 && !Softcap;
+    static constexpr int kMaxKeys = 1024;
+    using Traits = FwdTraits<HeadDim, 128, 128, true>;
+};
+
+/* Wider key blocks for long sequences, where fewer, longer softmax steps pay (fa_sm90_fwd_tune,
+   H100, bf16, 2026-11-23: d128 128×176 vs 128×128 at 16k keys +3 % non-causal, +3.5 % causal;
+   equal at 4k; −5 % causal at 1k). kLongKeys: the seqlen_k from which run_fwd takes it. */
+template <int HeadDim, bool Softcap>
+struct FwdLongTile {
+    static constexpr bool kHas = HeadDim == 128 && !Softcap; /* softcap's tanh spilled at 176 */
+    static constexpr int kLongKeys = 4096;
+    using Traits = FwdTraits<HeadDim, 128, 176, true>;
 };
 
 }  // namespace fa_sm90

@@ -26,13 +26,14 @@ template <typename Element, int HeadDimQK, int HeadDimV, bool Softcap>
 fa_status run_fwd(const fa_params& params, const LaunchContext& ctx);
 
 /* Shared memory the forward instance of `headdim_bucket` needs (fa_supports checks it). */
-inline int fwd_smem_bytes(int headdim_bucket) {
+inline int fwd_smem_bytes(int headdim_bucket, bool softcap) {
     switch (headdim_bucket) {
-        case 64: return FwdTraits<64>::kSmemBytes;
-        case 96: return FwdTraits<96>::kSmemBytes;
-        case 128: return FwdTraits<128>::kSmemBytes;
-        case 192: return FwdTraits<192>::kSmemBytes;
-        default: return FwdTraits<256>::kSmemBytes;
+        case 64: return softcap ? FwdInstanceTraits<64, true>::kSmemBytes : FwdInstanceTraits<64, false>::kSmemBytes;
+        case 96: return FwdInstanceTraits<96, false>::kSmemBytes;
+        case 128: return softcap ? FwdInstanceTraits<128, true>::kSmemBytes
+                                 : FwdLongTile<128, false>::Traits::kSmemBytes; /* the larger of its two tiles */
+        case 192: return FwdInstanceTraits<192, false>::kSmemBytes;
+        default: return FwdInstanceTraits<256, false>::kSmemBytes;
     }
 }
 

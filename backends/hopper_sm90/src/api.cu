@@ -132,7 +132,7 @@ fa_status check_device(const fa_params& p, fa_op op, const Instance& instance, f
                                  "%s cannot run %s: its sm_90a kernels (wgmma, TMA, setmaxnreg) need compute capability 9.0; "
                                  "device %d is %d.%d",
                                  kBackendName, fa_op_name(op), p.device, info.cc_major, info.cc_minor);
-    const int smem = fa_sm90::fwd_smem_bytes(instance.headdim);
+    const int smem = fa_sm90::fwd_smem_bytes(instance.headdim, instance.softcap);
     if (smem > info.max_smem_optin)
         return fa_set_last_error(FA_ERR_UNSUPPORTED,
                                  "%s cannot run %s: instance %s needs %d bytes of shared memory per block; device %d allows %d",

@@ -1,0 +1,6 @@
+#define FA_TUNE_DEFINE_VARIANTS
+#include "fwd_tune.h"
+void tune_variants_d128(std::vector<TuneVariant>& out) {
+    FA_TUNE_VARIANT(128, 128, 128, true); /* the instance's tile first */
+    FA_TUNE_VARIANT(128, 128, 176, true);
+}
