@@ -4,7 +4,7 @@
 //
 //   fa_sm90_fwd_tune [--d 64,128,256] [--seqlen 1024,4096,16384] [--causal 0,1] [--iters 15]
 //
-// Every tile runs with three grids (persistent heads outer / query blocks outer, a CTA per tile). The variants take turns in
+// A variant may force the grid (FA_SM90_PERSISTENT / FA_SM90_BLOCK_MAJOR). The variants take turns in
 // rounds so that clock and power drift spread over all of them. Output: one line per (d,
 // causal, seqlen, variant): median ms, TFLOP/s and the ratio to the first variant.
 #include <algorithm>

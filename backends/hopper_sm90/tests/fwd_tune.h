@@ -23,12 +23,8 @@ void tune_variants_d256(std::vector<TuneVariant>& out);
 
 #include "flash_fwd_launch.cuh"
 
-/* Each tile three ways: persistent with heads outer, persistent with query blocks outer, one CTA per tile. */
-#define FA_TUNE_VARIANT(d, m, n, pp)                                                                                            \
-    do {                                                                                                                        \
-        auto run_ = &fa_sm90::run_fwd_with<fa_sm90::FwdTraits<d, m, n, pp>, __nv_bfloat16, false>;                            \
-        out.push_back({"d" #d " " #m "x" #n " pp=" #pp " persistent heads-outer", d, run_, "1", "0"});                       \
-        out.push_back({"d" #d " " #m "x" #n " pp=" #pp " persistent blocks-outer", d, run_, "1", "1"});                      \
-        out.push_back({"d" #d " " #m "x" #n " pp=" #pp " cta-per-tile", d, run_, "0", "0"});                                 \
-    } while (0)
+/* A tile traits variant with the launcher's grid, or forced grids. */
+#define FA_TUNE_TRAITS(name, ...)                                                                              \
+    out.push_back({name, fa_sm90::FwdTraits<__VA_ARGS__>::kHeadDim,                                          \
+                   &fa_sm90::run_fwd_with<fa_sm90::FwdTraits<__VA_ARGS__>, __nv_bfloat16, false>, nullptr, nullptr})
 #endif

@@ -1,6 +1,6 @@
 #define FA_TUNE_DEFINE_VARIANTS
 #include "fwd_tune.h"
 void tune_variants_d64(std::vector<TuneVariant>& out) {
-    FA_TUNE_VARIANT(64, 192, 128, true); /* the instance's tile first: the others are compared with it */
-    FA_TUNE_VARIANT(64, 128, 128, true);
+    FA_TUNE_TRAITS("d64 192x128", 64, 192, 128, true); /* the instance's tile first: the others are compared with it */
+    FA_TUNE_TRAITS("d64 128x128", 64, 128, 128, true);
 }
