@@ -52,7 +52,7 @@ struct FwdTile<256, Softcap> {
     static constexpr bool kPingPong = true;
 };
 
-template <int HeadDim, int BlockM, int BlockN, bool PingPong>
+template <int HeadDim, int BlockM, int BlockN, bool PingPong, int Stages = 2>
 struct FwdTraits {
     static constexpr int kHeadDim = HeadDim; /* head-dim bucket (q/k and v alike) */
     static constexpr int kBlockM = BlockM;
@@ -60,7 +60,8 @@ struct FwdTraits {
     static constexpr bool kPingPong = PingPong;
     static constexpr int kConsumers = kBlockM / 64; /* consumer warpgroups */
     static constexpr int kThreads = 128 * (1 + kConsumers);
-    static constexpr int kStages = 2; /* K and V buffers each */
+    /* K and V buffers each; 3 or 4 measured equal to 2 (d64, d128; loads are not the limit). */
+    static constexpr int kStages = Stages;
 
     /* setmaxnreg split of the 64K-register file: producer + consumers ≤ 65536 / kThreads · 3 or 4. */
     static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;

@@ -3,5 +3,5 @@
 void tune_variants_d128(std::vector<TuneVariant>& out) {
     FA_TUNE_TRAITS("d128 128x128", 128, 128, 128, true); /* the instance's tile first */
     FA_TUNE_TRAITS("d128 128x176", 128, 128, 176, true);
-    FA_TUNE_TRAITS("d128 128x128 no ping-pong", 128, 128, 128, false);
+    FA_TUNE_TRAITS("d128 128x128 3 stages", 128, 128, 128, true, 3);
 }
