@@ -3,6 +3,8 @@
 //   fa_rocm_ck_*_check                run every case; one line per case; exit 1 on any failure
 //   fa_rocm_ck_*_check --quick        the small cases (CI runs these on the CPU emulation)
 //   fa_rocm_ck_*_check --filter TEXT  only cases whose name contains TEXT
+//   fa_rocm_ck_*_check --exact NAME   only the case NAME (CTest runs each quick case this way)
+//   fa_rocm_ck_*_check --quick-count N  exit 0 when there are N quick cases (CTest's list is complete)
 //
 // Each case draws random inputs (rounded to the dtype), lays them out as the ABI describes
 // (dense, varlen, paged, kv cache; strides with padding), runs fa_forward, fa_forward_kvcache
@@ -822,7 +824,7 @@ Outcome run_case(const Case& c, uint64_t seed, bool verbose) {
 
 int main(int argc, char** argv) {
     bool quick = false, verbose = false;
-    std::string filter;
+    std::string filter, exact;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--quick") {
@@ -831,18 +833,35 @@ int main(int argc, char** argv) {
             verbose = true;
         } else if (arg == "--filter" && i + 1 < argc) {
             filter = argv[++i];
+        } else if (arg == "--exact" && i + 1 < argc) {
+            exact = argv[++i];
+        } else if (arg == "--quick-count" && i + 1 < argc) {
+            const long expected = std::strtol(argv[++i], nullptr, 10);
+            const auto cases = all_cases();
+            const long count = std::count_if(cases.begin(), cases.end(), [](const Case& c) { return c.quick; });
+            std::printf("%ld quick cases; CTest registers %ld\n", count, expected);
+            return count == expected ? 0 : 1;
         } else {
-            std::fprintf(stderr, "usage: %s [--quick] [--filter TEXT] [--verbose]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--quick] [--filter TEXT | --exact NAME] [--verbose]\n", argv[0]);
             return 2;
         }
     }
     std::printf("backend %s\n", fa_backend_name());
+#if !defined(FA_CK_CHECK_HOST_MEMORY)
+    int devices = 0;
+    const fa_ck::rt::Error err = fa_ck::rt::device_count(&devices);
+    if (err != fa_ck::rt::kSuccess || devices == 0) {
+        std::printf("no GPU to run on: %s\n", err != fa_ck::rt::kSuccess ? fa_ck::rt::error_name(err) : "0 devices");
+        return 2;
+    }
+#endif
     int passed = 0, failed = 0, skipped = 0;
     uint64_t seed = 20261123;
     for (const Case& c : all_cases()) {
         ++seed;
         if (quick && !c.quick) continue;
         if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
+        if (!exact.empty() && c.name != exact) continue;
         const Outcome o = run_case(c, seed, verbose);
         const char* tag = o.kind == Outcome::Pass ? "PASS" : o.kind == Outcome::Fail ? "FAIL" : "SKIP";
         std::printf("%s  %-58s %s\n", tag, c.name.c_str(), o.detail.c_str());
@@ -850,5 +869,9 @@ int main(int argc, char** argv) {
         (o.kind == Outcome::Pass ? passed : o.kind == Outcome::Fail ? failed : skipped) += 1;
     }
     std::printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    if (!exact.empty() && passed + failed + skipped == 0) {
+        std::fprintf(stderr, "no case is named '%s'\n", exact.c_str());
+        return 2;
+    }
     return failed == 0 ? 0 : 1;
 }
