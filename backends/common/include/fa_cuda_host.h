@@ -1,8 +1,9 @@
 /*
  * fa_cuda_host.h — host-side pieces every CUDA backend library shares (libfa_cuda_sm80,
  * libfa_hopper_sm90): CUDA errors as fa_status, cached device properties, the current-device
- * guard, the library's workspace memory pool, the 16-byte layout rule of cp.async/TMA tensors
- * and the launch context handed to kernel instances. Header-only (inline; the statics live once
+ * guard, the library's workspace memory pool and the launch context handed to kernel instances.
+ * (What needs no GPU runtime — the 16-byte layout rule, the window normalisation, the bodies of
+ * fa_get_capabilities / fa_supports — is fa_backend_entry.h's, shared with the HIP backend.) Header-only (inline; the statics live once
  * per library).
  */
 #ifndef FA_CUDA_HOST_H
@@ -14,6 +15,7 @@
 
 #include <cuda_runtime.h>
 
+#include "fa_backend_entry.h"
 #include "fa_common.h"
 #include "flash_attn_abi.h"
 
@@ -219,38 +221,6 @@ private:
     cudaStream_t stream_ = nullptr;
     bool synchronous_ = false;
 };
-
-/* 16-byte loads (cp.async, TMA): the base 16-byte aligned and every stride a multiple of 8
-   elements (16-bit types). An absent tensor (NULL) passes. */
-inline fa_status check_layout_16b(const char* backend, const char* name, const fa_tensor& t, fa_op op) {
-    if (t.data == nullptr) return FA_OK;
-    if ((reinterpret_cast<uintptr_t>(t.data) & 15u) != 0)
-        return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s cannot run %s: fa_params.%s.data must be 16-byte aligned; got %p", backend,
-                                 fa_op_name(op), name, t.data);
-    const struct {
-        const char* field;
-        int64_t value;
-    } strides[] = {{"batch_stride", t.batch_stride}, {"row_stride", t.row_stride}, {"head_stride", t.head_stride}};
-    for (const auto& s : strides) {
-        if (s.value % 8 != 0)
-            return fa_set_last_error(FA_ERR_UNSUPPORTED,
-                                     "%s cannot run %s: fa_params.%s.%s must be a multiple of 8 elements (16-byte rows); got %" PRId64,
-                                     backend, fa_op_name(op), name, s.field, s.value);
-    }
-    return FA_OK;
-}
-
-/*
- * The window as the kernels use it (docs/semantics.md "Normalisation"): causal means
- * right = 0, and a side ≥ seqlen_k (dense sk, varlen maximum, cache capacity) is unbounded.
- * The managed API has normally done this already; doing it again is harmless.
- */
-inline void normalised_window(const fa_params& p, int& left, int& right) {
-    left = p.window_left;
-    right = p.is_causal ? 0 : p.window_right;
-    if (left >= p.seqlen_k) left = -1;
-    if (right >= p.seqlen_k) right = -1;
-}
 
 /* The launch error of the last kernel, as FA_ERR_DEVICE naming `what`. */
 inline fa_status launch_status(const char* backend, const char* what) {

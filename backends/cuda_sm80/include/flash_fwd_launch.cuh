@@ -16,7 +16,6 @@
 
 namespace fa_sm80 {
 
-using fa_cuda::normalised_window;
 
 /* The full kernel handles what changes scores beyond scale and mask. */
 inline bool needs_full_kernel(const fa_params& p) {
@@ -65,7 +64,7 @@ inline FwdArgs make_fwd_args(const fa_params& p) {
     a.scale_log2 = p.softmax_scale * kLog2e;
     a.softcap = p.softcap;
     a.score_scale = p.softcap > 0.0f ? p.softmax_scale / p.softcap : p.softmax_scale;
-    normalised_window(p, a.window_left, a.window_right);
+    fa_entry::normalise_window(p, a.window_left, a.window_right);
     a.alibi_slopes = p.alibi_slopes;
     a.alibi_batch_stride = p.alibi_batch_stride;
     a.has_dropout = p.dropout_p > 0.0f;

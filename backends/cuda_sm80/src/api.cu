@@ -142,7 +142,7 @@ void fill_capabilities(fa_capabilities* caps) {
 // ---- the gates ------------------------------------------------------------------------------------
 
 fa_status check_layout(const char* name, const fa_tensor& t, fa_op op) {
-    return fa_cuda::check_layout_16b(kBackendName, name, t, op);
+    return fa_entry::check_layout_16b(kBackendName, name, t, op);
 }
 
 /* Gate 1 beyond capabilities: this library's own limits. */
@@ -253,32 +253,14 @@ FA_API uint32_t fa_abi_version(void) { return FA_ABI_VERSION; }
 
 FA_API const char* fa_backend_name(void) { return kBackendName; }
 
-FA_API fa_status fa_get_capabilities(fa_capabilities* caps) {
-    return fa_guarded([&]() -> fa_status {
-        fa_clear_last_error();
-        if (caps == nullptr) return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_get_capabilities: caps must not be NULL");
-        if (caps->struct_size != 0 && caps->struct_size < sizeof(fa_capabilities))
-            return fa_set_last_error(FA_ERR_ABI_MISMATCH, "fa_capabilities.struct_size must be 0 or at least %zu; got %" PRIu32,
-                                     sizeof(fa_capabilities), caps->struct_size);
-        fill_capabilities(caps);
-        return FA_OK;
-    });
-}
+FA_API fa_status fa_get_capabilities(fa_capabilities* caps) { return fa_entry::get_capabilities(caps, fill_capabilities); }
 
 FA_API fa_status fa_supports(const fa_params* params, fa_op op, char* reason, size_t reason_size) {
-    const fa_status status = fa_guarded([&]() -> fa_status {
-        fa_clear_last_error();
+    return fa_entry::supports(reason, reason_size, [&]() -> fa_status {
         const Instance* instance = nullptr;
         fa_sm80::LaunchContext ctx{};
         return supports(params, op, &instance, &ctx);
     });
-    if (reason != nullptr && reason_size > 0) {
-        if (status == FA_OK)
-            reason[0] = '\0';
-        else
-            fa_copy_last_error(reason, reason_size);
-    }
-    return status;
 }
 
 FA_API fa_status fa_workspace_size(const fa_params* params, fa_op op, uint64_t* bytes) {

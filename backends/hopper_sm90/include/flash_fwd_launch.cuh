@@ -130,7 +130,7 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
         p.scale_log2 = a.softmax_scale * fa_cuda::kLog2e;
         p.score_scale = 1.0f;
     }
-    fa_cuda::normalised_window(a, p.window_left, p.window_right);
+    fa_entry::normalise_window(a, p.window_left, p.window_right);
     if (p.num_tiles == 0) return FA_OK;
 
     auto kernel = flash_fwd_sm90_kernel<Traits, Element, Softcap>;

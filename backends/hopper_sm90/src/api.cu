@@ -98,10 +98,10 @@ fa_status check_problem(const fa_params& p, fa_op op) {
         return fa_set_last_error(FA_ERR_UNSUPPORTED,
                                  "%s cannot run %s: softmax_scale must be > 0 (the row maximum is taken on unscaled scores); got %g",
                                  kBackendName, fa_op_name(op), static_cast<double>(p.softmax_scale));
-    FA_TRY(fa_cuda::check_layout_16b(kBackendName, "q", p.q, op));
-    FA_TRY(fa_cuda::check_layout_16b(kBackendName, "k", p.k, op));
-    FA_TRY(fa_cuda::check_layout_16b(kBackendName, "v", p.v, op));
-    FA_TRY(fa_cuda::check_layout_16b(kBackendName, "out", p.out, op));
+    FA_TRY(fa_entry::check_layout_16b(kBackendName, "q", p.q, op));
+    FA_TRY(fa_entry::check_layout_16b(kBackendName, "k", p.k, op));
+    FA_TRY(fa_entry::check_layout_16b(kBackendName, "v", p.v, op));
+    FA_TRY(fa_entry::check_layout_16b(kBackendName, "out", p.out, op));
     return FA_OK;
 }
 
@@ -154,32 +154,14 @@ FA_API uint32_t fa_abi_version(void) { return FA_ABI_VERSION; }
 
 FA_API const char* fa_backend_name(void) { return kBackendName; }
 
-FA_API fa_status fa_get_capabilities(fa_capabilities* caps) {
-    return fa_guarded([&]() -> fa_status {
-        fa_clear_last_error();
-        if (caps == nullptr) return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_get_capabilities: caps must not be NULL");
-        if (caps->struct_size != 0 && caps->struct_size < sizeof(fa_capabilities))
-            return fa_set_last_error(FA_ERR_ABI_MISMATCH, "fa_capabilities.struct_size must be 0 or at least %zu; got %" PRIu32,
-                                     sizeof(fa_capabilities), caps->struct_size);
-        fill_capabilities(caps);
-        return FA_OK;
-    });
-}
+FA_API fa_status fa_get_capabilities(fa_capabilities* caps) { return fa_entry::get_capabilities(caps, fill_capabilities); }
 
 FA_API fa_status fa_supports(const fa_params* params, fa_op op, char* reason, size_t reason_size) {
-    const fa_status status = fa_guarded([&]() -> fa_status {
-        fa_clear_last_error();
+    return fa_entry::supports(reason, reason_size, [&]() -> fa_status {
         const Instance* instance = nullptr;
         fa_sm90::LaunchContext ctx{};
         return supports(params, op, &instance, &ctx);
     });
-    if (reason != nullptr && reason_size > 0) {
-        if (status == FA_OK)
-            reason[0] = '\0';
-        else
-            fa_copy_last_error(reason, reason_size);
-    }
-    return status;
 }
 
 FA_API fa_status fa_workspace_size(const fa_params* params, fa_op op, uint64_t* bytes) {

@@ -1,0 +1,171 @@
+// Host-only tests of libfa_hopper_sm90's C entry points: what fa_get_capabilities claims and how
+// fa_supports refuses what the FA3 forward does not implement (so that the dispatcher takes it to
+// cuda_sm80), each with a reason naming the cause. None needs a GPU: without one (or on a GPU
+// other than sm_90) a valid problem is refused with a reason naming the device, never a crash.
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "flash_attn_abi.h"
+#include "test_support.h"
+
+namespace {
+
+using fa_test::dense_tensor;
+using fa_test::fake_pointer;
+
+// batch 2, 128 x 256, 12 query heads over 4 kv heads, head dim 128, bf16.
+fa_params valid_forward() { return fa_test::valid_params(FA_OP_FORWARD); }
+
+struct Answer {
+    fa_status status;
+    std::string reason;
+};
+
+Answer ask(const fa_params& p, fa_op op) {
+    char reason[1024];
+    std::memset(reason, 'x', sizeof reason);
+    const fa_status status = fa_supports(&p, op, reason, sizeof reason);
+    return {status, std::string(reason)};
+}
+
+bool contains(const std::string& text, const char* part) { return text.find(part) != std::string::npos; }
+
+// Refused only for want of a device, of compute capability 9.0, or of the instance (FA_HDIMS /
+// FA_DTYPES builds).
+bool refused_only_for_environment(const Answer& a) {
+    return a.status == FA_OK || (a.status == FA_ERR_UNSUPPORTED &&
+                                 (contains(a.reason, "CUDA device") || contains(a.reason, "compute capability 9.0") ||
+                                  contains(a.reason, "instance")));
+}
+
+void expect_refused(const fa_params& p, fa_op op, const char* part) {
+    const Answer a = ask(p, op);
+    EXPECT_EQ(a.status, FA_ERR_UNSUPPORTED) << a.reason;
+    EXPECT_TRUE(contains(a.reason, part)) << "expected \"" << part << "\" in: " << a.reason;
+    EXPECT_TRUE(contains(a.reason, "hopper_sm90")) << a.reason;
+}
+
+TEST(Sm90Api, NameAndAbiVersion) {
+    EXPECT_EQ(fa_abi_version(), static_cast<uint32_t>(FA_ABI_VERSION));
+    EXPECT_STREQ(fa_backend_name(), "hopper_sm90");
+}
+
+TEST(Sm90Api, CapabilitiesAreTruthful) {
+    fa_capabilities caps{};
+    caps.struct_size = sizeof caps;
+    ASSERT_EQ(fa_get_capabilities(&caps), FA_OK) << fa_last_error();
+    const uint32_t allowed = (1u << FA_DTYPE_F16) | (1u << FA_DTYPE_BF16);
+    EXPECT_NE(caps.dtypes, 0u);
+    EXPECT_EQ(caps.dtypes & ~allowed, 0u) << "only fp16/bf16 kernels exist";
+    EXPECT_EQ(caps.max_headdim, 256);
+    EXPECT_EQ(caps.headdim_align, 8);
+    EXPECT_STREQ(caps.archs, "sm_90a");
+    const uint64_t fwd = caps.features[FA_OP_FORWARD];
+    for (uint64_t bit : {FA_FEATURE_CAUSAL, FA_FEATURE_WINDOW, FA_FEATURE_SOFTCAP, FA_FEATURE_GQA, FA_FEATURE_VARLEN,
+                         FA_FEATURE_SEQUSED, FA_FEATURE_LSE}) {
+        EXPECT_NE(fwd & bit, 0u) << "forward should claim feature bit " << bit;
+    }
+    for (uint64_t bit : {FA_FEATURE_ALIBI, FA_FEATURE_DROPOUT, FA_FEATURE_LEFTPAD_K, FA_FEATURE_PAGED_KV, FA_FEATURE_SPLIT_KV,
+                         FA_FEATURE_SINKS, FA_FEATURE_FP8, FA_FEATURE_HEADDIM_V, FA_FEATURE_DROPOUT_MASK}) {
+        EXPECT_EQ(fwd & bit, 0u) << "forward must not claim feature bit " << bit;
+    }
+    EXPECT_EQ(caps.features[FA_OP_FORWARD_KVCACHE], 0u);
+    EXPECT_EQ(caps.features[FA_OP_BACKWARD], 0u);
+}
+
+TEST(Sm90Api, ValidForwardIsRefusedOnlyForTheEnvironment) {
+    const Answer a = ask(valid_forward(), FA_OP_FORWARD);
+    EXPECT_TRUE(refused_only_for_environment(a)) << a.status << ": " << a.reason;
+    if (a.status == FA_OK) {
+        EXPECT_EQ(a.reason, "");
+    }
+}
+
+TEST(Sm90Api, NullParamsAreInvalid) {
+    char reason[256];
+    EXPECT_EQ(fa_supports(nullptr, FA_OP_FORWARD, reason, sizeof reason), FA_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(contains(reason, "fa_params")) << reason;
+    EXPECT_EQ(fa_forward(nullptr), FA_ERR_INVALID_ARGUMENT);
+}
+
+TEST(Sm90Api, RefusesWhatTheFa3ForwardDoesNotImplement) {
+    fa_params p = valid_forward();
+    p.alibi_slopes = static_cast<const float*>(fake_pointer(11));
+    expect_refused(p, FA_OP_FORWARD, "ALiBi");
+
+    p = valid_forward();
+    p.dropout_p = 0.1f;
+    expect_refused(p, FA_OP_FORWARD, "dropout");
+
+    p = valid_forward();
+    p.sink_logits = static_cast<const float*>(fake_pointer(12));
+    expect_refused(p, FA_OP_FORWARD, "sinks");
+
+    p = valid_forward();
+    p.num_splits = 3;
+    expect_refused(p, FA_OP_FORWARD, "split");
+
+    p = valid_forward();
+    p.seqused_q = static_cast<const int32_t*>(fake_pointer(13));
+    expect_refused(p, FA_OP_FORWARD, "seqused_q");
+
+    p = valid_forward();
+    p.softmax_scale = -0.1f;
+    expect_refused(p, FA_OP_FORWARD, "softmax_scale");
+}
+
+TEST(Sm90Api, RefusesFp32Fp8AndAsymmetricHeadDims) {
+    fa_params p = valid_forward();
+    p.dtype = p.out_dtype = FA_DTYPE_F32;
+    expect_refused(p, FA_OP_FORWARD, "dtype");
+
+    p = valid_forward();
+    p.dtype = FA_DTYPE_F8_E4M3;
+    p.out_dtype = FA_DTYPE_BF16;
+    const Answer a = ask(p, FA_OP_FORWARD);
+    EXPECT_EQ(a.status, FA_ERR_UNSUPPORTED) << a.reason;
+
+    p = valid_forward();
+    p.headdim_qk = 192;
+    p.q = dense_tensor(0, p.nheads_q, 192, p.seqlen_q);
+    p.k = dense_tensor(1, p.nheads_kv, 192, p.seqlen_k);
+    expect_refused(p, FA_OP_FORWARD, "headdim_v");
+}
+
+TEST(Sm90Api, RefusesLayoutsTmaCannotDescribe) {
+    fa_params p = valid_forward();
+    p.k.row_stride += 4;
+    expect_refused(p, FA_OP_FORWARD, "k.row_stride");
+
+    p = valid_forward();
+    p.out.data = static_cast<char*>(p.out.data) + 2;
+    expect_refused(p, FA_OP_FORWARD, "16-byte aligned");
+}
+
+TEST(Sm90Api, KvCacheAndBackwardGoElsewhere) {
+    expect_refused(fa_test::valid_params(FA_OP_FORWARD_KVCACHE), FA_OP_FORWARD_KVCACHE, "fa_forward_kvcache");
+    expect_refused(fa_test::valid_params(FA_OP_BACKWARD), FA_OP_BACKWARD, "fa_backward");
+    EXPECT_NE(fa_backward(nullptr), FA_OK);
+}
+
+TEST(Sm90Api, WorkspaceIsNone) {
+    uint64_t bytes = 1;
+    fa_params p = valid_forward();
+    const fa_status st = fa_workspace_size(&p, FA_OP_FORWARD, &bytes);
+    if (st == FA_OK) {
+        EXPECT_EQ(bytes, 0u);
+    }
+    EXPECT_EQ(fa_workspace_size(&p, FA_OP_FORWARD, nullptr), FA_ERR_INVALID_ARGUMENT);
+}
+
+TEST(Sm90Api, ForwardWithoutASuitableDeviceFailsCleanly) {
+    const fa_params p = valid_forward();
+    if (ask(p, FA_OP_FORWARD).status == FA_OK) GTEST_SKIP() << "an H100 is present; the fake pointers must not be launched on";
+    EXPECT_NE(fa_forward(&p), FA_OK);
+    EXPECT_STRNE(fa_last_error(), "");
+}
+
+}  // namespace
