@@ -123,13 +123,15 @@ FA_CK_DEVICE float tanh_f32(float x) { return tanhf(x); }
 
 /* ---- 8- and 16-byte global / shared accesses ------------------------------------------------ */
 
-/* Four 16-bit elements (an MFMA operand, or 8 bytes of a row): element e in bits 16·(e % 2) of w[e / 2]. */
-struct Pack4 {
+/* Four 16-bit elements (an MFMA operand, or 8 bytes of a row): element e in bits 16·(e % 2) of w[e / 2].
+   Aligned as one 8-byte access (every row offset the kernels use is a multiple of 4 elements). */
+struct alignas(8) Pack4 {
     uint32_t w[2];
 };
 
-/* Eight 16-bit elements (16 bytes of a row). */
-struct Pack8 {
+/* Eight 16-bit elements (16 bytes of a row): one 16-byte global access (fa_supports requires
+   16-byte aligned tensors with strides in multiples of 8 elements). */
+struct alignas(16) Pack8 {
     uint32_t w[4];
 };
 

@@ -38,14 +38,13 @@
 
 namespace {
 
-#if defined(FA_CK_HOST_EMULATION)
 constexpr const char* kBackendName = "rocm_ck";
+/* The devices this build runs on, for messages ("needs a ROCm (HIP) device"). */
+#if defined(FA_CK_HOST_EMULATION)
 constexpr const char* kDeviceKind = "fa_ck host-emulation";
 #elif defined(FA_CK_RUNTIME_CUDA)
-constexpr const char* kBackendName = "rocm_ck";
 constexpr const char* kDeviceKind = "CUDA";
 #else
-constexpr const char* kBackendName = "rocm_ck";
 constexpr const char* kDeviceKind = "ROCm (HIP)";
 #endif
 
@@ -127,7 +126,8 @@ void fill_capabilities(fa_capabilities* caps) {
 
 // ---- gate 1: the problem --------------------------------------------------------------------------
 
-#define FA_REFUSE(op, ...) ((void)(op), fa_set_last_error(FA_ERR_UNSUPPORTED, __VA_ARGS__))
+/* A valid problem this library does not run: FA_ERR_UNSUPPORTED with the reason. */
+#define FA_REFUSE(...) fa_set_last_error(FA_ERR_UNSUPPORTED, __VA_ARGS__)
 
 Direction direction_for(const fa_params& p, fa_op op) {
     if (op == FA_OP_BACKWARD) return kBwd;
@@ -138,26 +138,25 @@ Direction direction_for(const fa_params& p, fa_op op) {
 fa_status check_problem(const fa_params& p, fa_op op) {
     const char* name = fa_op_name(op);
     if (p.seqused_q != nullptr)
-        return FA_REFUSE(op, "%s cannot run %s: it does not support seqused_q (seqused_k is supported)", kBackendName, name);
+        return FA_REFUSE("%s cannot run %s: it does not support seqused_q (seqused_k is supported)", kBackendName, name);
     if (op == FA_OP_FORWARD_KVCACHE && p.seqused_k != nullptr)
-        return FA_REFUSE(op, "%s cannot run %s: seqused_k does not apply to the kv cache (cache_seqlens gives the lengths)",
+        return FA_REFUSE("%s cannot run %s: seqused_k does not apply to the kv cache (cache_seqlens gives the lengths)",
                          kBackendName, name);
     if (op == FA_OP_FORWARD_KVCACHE && p.cu_seqlens_q != nullptr)
-        return FA_REFUSE(op, "%s cannot run %s: it does not support variable-length queries (cu_seqlens) with the kv cache",
+        return FA_REFUSE("%s cannot run %s: it does not support variable-length queries (cu_seqlens) with the kv cache",
                          kBackendName, name);
     if (op == FA_OP_FORWARD && p.dropout_p > 0.0f && direction_for(p, op) == kFwdSplitkv)
-        return FA_REFUSE(op,
-                         "%s cannot run %s: dropout is not implemented in its split-KV kernel, which runs paged KV and "
+        return FA_REFUSE("%s cannot run %s: dropout is not implemented in its split-KV kernel, which runs paged KV and "
                          "num_splits > 1; use num_splits 1 without a block_table",
                          kBackendName, name);
     const fa_tensor* tensors[] = {&p.q, &p.k, &p.v, &p.out, &p.dout, &p.dq, &p.dk, &p.dv};
     const char* names[] = {"q", "k", "v", "out", "dout", "dq", "dk", "dv"};
     for (int t = 0; t < 8; ++t) FA_TRY(fa_entry::check_layout_16b(kBackendName, names[t], *tensors[t], op));
     if (p.nheads_q > 65535)
-        return FA_REFUSE(op, "%s cannot run %s: nheads_q must be <= 65535 (grid y); got %d", kBackendName, name, p.nheads_q);
+        return FA_REFUSE("%s cannot run %s: nheads_q must be <= 65535 (grid y); got %d", kBackendName, name, p.nheads_q);
     const int splits = op == FA_OP_BACKWARD ? 1 : (p.num_splits > 1 ? p.num_splits : 1);
     if (static_cast<int64_t>(p.batch) * splits > 65535)
-        return FA_REFUSE(op, "%s cannot run %s: batch x num_splits must be <= 65535 (grid z); got %d x %d", kBackendName, name,
+        return FA_REFUSE("%s cannot run %s: batch x num_splits must be <= 65535 (grid z); got %d x %d", kBackendName, name,
                          p.batch, splits);
     return FA_OK;
 }
@@ -169,13 +168,13 @@ fa_status check_static(const fa_params* params, fa_op op, const Instance** insta
     const fa_params& p = *params;
 #if !FA_CK_HAS_BWD
     if (op == FA_OP_BACKWARD)
-        return FA_REFUSE(op, "%s cannot run fa_backward: this build has no backward kernels (FA_CK_HAS_BWD = 0)", kBackendName);
+        return FA_REFUSE("%s cannot run fa_backward: this build has no backward kernels (FA_CK_HAS_BWD = 0)", kBackendName);
 #endif
     fa_capabilities caps;
     fill_capabilities(&caps);
     if (caps.features[op] == 0) {
         const Direction d = direction_for(p, op);
-        return FA_REFUSE(op, "%s cannot run %s: no %s kernel instance was compiled into this library (FA_HDIMS / FA_DTYPES build filters)",
+        return FA_REFUSE("%s cannot run %s: no %s kernel instance was compiled into this library (FA_HDIMS / FA_DTYPES build filters)",
                          kBackendName, fa_op_name(op), direction_name(d));
     }
     FA_TRY(fa_check_capabilities(params, op, &caps, kBackendName));
@@ -185,8 +184,7 @@ fa_status check_static(const fa_params* params, fa_op op, const Instance** insta
     const bool dropout = p.dropout_p > 0.0f;
     *instance = find_instance(direction, p.dtype, bucket, dropout);
     if (*instance == nullptr)
-        return FA_REFUSE(op,
-                         "%s cannot run %s: no %s kernel instance for dtype %s, head dim %d (bucket %d)%s was compiled into this "
+        return FA_REFUSE("%s cannot run %s: no %s kernel instance for dtype %s, head dim %d (bucket %d)%s was compiled into this "
                          "library (FA_HDIMS / FA_DTYPES build filters)",
                          kBackendName, fa_op_name(op), direction_name(direction), fa_dtype_name(p.dtype), p.headdim_qk, bucket,
                          dropout ? ", dropout" : "");
@@ -266,10 +264,10 @@ fa_status check_device(const fa_params& p, fa_op op, fa_ck::LaunchContext* ctx) 
     fa_ck::rt::DeviceInfo info{};
     FA_TRY(query_device(p.device, &info));
     if (!arch_compiled(info.arch))
-        return FA_REFUSE(op, "%s cannot run %s: it holds code for %s; device %d (%s) is %s", kBackendName, fa_op_name(op), FA_CK_ARCHS,
+        return FA_REFUSE("%s cannot run %s: it holds code for %s; device %d (%s) is %s", kBackendName, fa_op_name(op), FA_CK_ARCHS,
                          p.device, info.name, info.arch);
     if (info.lds_per_block < 64 * 1024)
-        return FA_REFUSE(op, "%s cannot run %s: its tiles need 64 KB of LDS per block; device %d allows %zu bytes", kBackendName,
+        return FA_REFUSE("%s cannot run %s: its tiles need 64 KB of LDS per block; device %d allows %zu bytes", kBackendName,
                          fa_op_name(op), p.device, info.lds_per_block);
     ctx->stream = p.stream;
     ctx->workspace = nullptr;

@@ -8,7 +8,9 @@ namespace FlashAttention.Devices;
 /// <see cref="CudaDriver"/> it never fails: without the runtime or a GPU there are simply no
 /// ROCm devices, and the reason is kept. A device's <see cref="GpuInfo.Arch"/> is the gfx target
 /// of its <c>gcnArchName</c> ("gfx90a" of "gfx90a:sramecc+:xnack-"), which decides whether the
-/// rocm_ck backend holds code for it.
+/// rocm_ck backend holds code for it. <see cref="Allocate"/> and the copies are what
+/// <see cref="TensorFactory"/> needs to place tensors on a ROCm device (as <see cref="CudaDriver"/>'s
+/// do for CUDA).
 /// </summary>
 public static unsafe class HipRuntime
 {
@@ -84,12 +86,80 @@ public static unsafe class HipRuntime
         return new HipProbe(true, $"{runtime}, {count} device(s)", devices);
     }
 
+    /// <summary>Allocates zeroed device memory on ROCm device <paramref name="device"/>, owned by the returned storage.</summary>
+    /// <exception cref="HipException">The runtime refused (no device, out of memory).</exception>
+    public static NativeStorage Allocate(Device device, long bytes)
+    {
+        if (!IsLoaded)
+            throw new InvalidOperationException($"HIP is not available: {Detail}.");
+        if (device.Kind != DeviceKind.Rocm || device.Ordinal < 0 || device.Ordinal >= Devices.Count)
+            throw new ArgumentOutOfRangeException(nameof(device), device, $"This machine has {Devices.Count} ROCm device(s).");
+        var memory = new HipMemory(device.Ordinal, bytes);
+        return new NativeStorage(memory.Pointer, bytes, device, memory);
+    }
+
+    /// <summary>Copies host bytes to device memory (synchronous).</summary>
+    public static void CopyToDevice(nint destination, void* source, long bytes)
+    {
+        if (bytes > 0) Check(Api.hipMemcpy((void*)destination, source, (nuint)bytes, hipMemcpyKind.hipMemcpyHostToDevice), "hipMemcpy");
+    }
+
+    /// <summary>Copies device bytes to host memory (synchronous).</summary>
+    public static void CopyToHost(void* destination, nint source, long bytes)
+    {
+        if (bytes > 0) Check(Api.hipMemcpy(destination, (void*)source, (nuint)bytes, hipMemcpyKind.hipMemcpyDeviceToHost), "hipMemcpy");
+    }
+
+    /// <summary>Waits for all work on the current device.</summary>
+    public static void Synchronize() => Check(Api.hipDeviceSynchronize(), "hipDeviceSynchronize");
+
+    private static IHipRuntimeApi Api => Amdhip64Library.Instance;
+
+    internal static void Check(hipError_t result, string call)
+    {
+        if (result != hipError_t.hipSuccess) throw new HipException(call, (int)result, ErrorName(Api, result));
+    }
+
+    /// <summary>Device memory from hipMalloc on one device, freed exactly once.</summary>
+    private sealed class HipMemory : SafeHandle
+    {
+        private readonly int _device;
+
+        public HipMemory(int device, long bytes) : base(0, ownsHandle: true)
+        {
+            _device = device;
+            if (bytes <= 0) return;
+            Check(Api.hipSetDevice(device), "hipSetDevice");
+            void* pointer = null;
+            Check(Api.hipMalloc(&pointer, (nuint)bytes), "hipMalloc");
+            SetHandle((nint)pointer);
+            Check(Api.hipMemset(pointer, 0, (nuint)bytes), "hipMemset");
+        }
+
+        public nint Pointer => handle;
+
+        public override bool IsInvalid => handle == 0;
+
+        protected override bool ReleaseHandle()
+        {
+            Api.hipSetDevice(_device);
+            return Api.hipFree((void*)handle) == hipError_t.hipSuccess;
+        }
+    }
+
     private static string ErrorName(IHipRuntimeApi api, hipError_t error)
     {
         byte* name = api.hipGetErrorName(error);
         string text = name != null ? Marshal.PtrToStringUTF8((nint)name) ?? "" : "";
         return text.Length > 0 ? $"{text} ({(int)error})" : $"HIP error {(int)error}";
     }
+}
+
+/// <summary>A HIP runtime call failed.</summary>
+public sealed class HipException(string call, int code, string message)
+    : Exception($"{call} failed with HIP error {code}: {message}")
+{
+    public int Code { get; } = code;
 }
 
 /// <summary>What <see cref="HipRuntime"/> found.</summary>

@@ -59,6 +59,15 @@ public sealed unsafe class RocmBackendTests
     }
 
     [Fact]
+    public void Allocating_without_a_rocm_device_names_the_reason()
+    {
+        if (HipRuntime.Devices.Count > 0) return;
+        var e = Assert.ThrowsAny<Exception>(() => HipRuntime.Allocate(Device.Rocm(0), 64));
+        Assert.True(e is InvalidOperationException or ArgumentOutOfRangeException, e.ToString());
+        Assert.Contains(HipRuntime.IsLoaded ? "ROCm device(s)" : HipRuntime.Detail, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Explain_says_why_rocm_ck_is_not_used()
     {
         var verdict = FlashAttn.Explain(Q, Q, Q).Verdicts.Single(v => v.Backend == "rocm_ck");
