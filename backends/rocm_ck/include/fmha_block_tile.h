@@ -10,12 +10,15 @@
  *                        rows: the transposed operand, e.g. V^T from V's rows).
  *
  * The load of step n+1 is issued before step n computes (CK's "prefetch to registers"), so
- * global latency overlaps the MFMAs; the store waits for the barrier after step n.
+ * global latency overlaps the MFMAs; the store waits for the barrier after step n. block_pipeline
+ * is that loop, the same in every kernel of the backend.
  */
 #ifndef FA_CK_FMHA_BLOCK_TILE_H
 #define FA_CK_FMHA_BLOCK_TILE_H
 
 #include "ck_arch.h"
+#include "fmha_args.h"
+#include "fmha_seqlen.h"
 
 namespace fa_ck {
 
@@ -55,6 +58,44 @@ struct BlockTileLoader {
         }
     }
 };
+
+/* K and V of one key step (keys step·kStep …) of kv head hk: the tiles the forward and dQ kernels walk. */
+template <class Shape>
+struct KeyValueTiles {
+    BlockTileLoader<Shape> k, v;
+
+    FA_CK_DEVICE void load(const FmhaArgs& a, const SeqInfo& seq, int hk, int step) {
+        const int n0 = step * Shape::kStep;
+        const uint16_t* k_base = static_cast<const uint16_t*>(a.k.data);
+        const uint16_t* v_base = static_cast<const uint16_t*>(a.v.data);
+        k.load([&](int r) { return n0 + r < seq.sk ? k_base + seq.k_offset(a, a.k, n0 + r, hk) : nullptr; }, a.headdim_qk);
+        v.load([&](int r) { return n0 + r < seq.sk ? v_base + seq.k_offset(a, a.v, n0 + r, hk) : nullptr; }, a.headdim_v);
+    }
+
+    FA_CK_DEVICE void store(uint16_t* k_tile, uint16_t* v_tile) const {
+        k.store(k_tile);
+        v.store(v_tile);
+    }
+};
+
+/*
+ * The main loop of a block over steps [begin, end):
+ *   load(step)     global → registers of a step's tiles (in flight while the previous step computes)
+ *   store(step)    registers → LDS (the step that load loaded)
+ *   compute(step)  reads the step's tiles from LDS
+ * Every thread of the block calls it with the same bounds (it holds the block's barriers).
+ */
+template <class Load, class Store, class Compute>
+FA_CK_DEVICE void block_pipeline(int begin, int end, const Load& load, const Store& store, const Compute& compute) {
+    if (begin < end) load(begin);
+    for (int step = begin; step < end; ++step) {
+        __syncthreads(); /* every wave is done reading the previous step's tiles */
+        store(step);
+        __syncthreads();
+        if (step + 1 < end) load(step + 1);
+        compute(step);
+    }
+}
 
 /* Elements [column, column + 4) of `row` of an LDS tile. */
 template <class Shape>

@@ -114,27 +114,28 @@ struct FmhaBwdDkDvKernel {
             const BlockDropout dropout = BlockDropout::make(a, b, h);
             const uint16_t* q_base = static_cast<const uint16_t*>(a.q.data);
             const uint16_t* do_base = static_cast<const uint16_t*>(a.dout.data);
-            const auto load_step = [&](int step) {
-                const int m0 = step * Shape::kStep;
-                q_tile.load([&](int r) { return m0 + r < seq.sq ? q_base + seq.q_offset(a.q, m0 + r, h) : nullptr; }, a.headdim_qk);
-                do_tile.load([&](int r) { return m0 + r < seq.sq ? do_base + seq.q_offset(a.dout, m0 + r, h) : nullptr; }, a.headdim_v);
-            };
-            if (step_begin < step_end) load_step(step_begin);
-            for (int step = step_begin; step < step_end; ++step) {
-                const int m0 = step * Shape::kStep;
-                __syncthreads();
-                q_tile.store(smem.q);
-                do_tile.store(smem.dout);
-                for (int r = static_cast<int>(threadIdx.x); r < Shape::kStep; r += kThreads) {
-                    const int i = m0 + r;
-                    smem.lse2[r] = i < seq.sq ? a.lse[seq.lse_index(a, i, h)] * kLog2e : kInfinity;
-                    smem.d[r] = i < seq.sq ? a.d_rows[seq.row_index(a, i, h)] : 0.0f;
-                }
-                __syncthreads();
-                if (step + 1 < step_end) load_step(step + 1);
-                const bool need_mask = !mask.tile_all_visible(m0, m0 + Shape::kStep, j0, j0 + Shape::kBlockRows);
-                accumulate_step(smem, k, v, dk, dv, score, mask, dropout, need_mask, m0, j);
-            }
+            block_pipeline(
+                step_begin, step_end,
+                [&](int step) {
+                    const int m0 = step * Shape::kStep;
+                    q_tile.load([&](int r) { return m0 + r < seq.sq ? q_base + seq.q_offset(a.q, m0 + r, h) : nullptr; }, a.headdim_qk);
+                    do_tile.load([&](int r) { return m0 + r < seq.sq ? do_base + seq.q_offset(a.dout, m0 + r, h) : nullptr; }, a.headdim_v);
+                },
+                [&](int step) {
+                    q_tile.store(smem.q);
+                    do_tile.store(smem.dout);
+                    /* the step's LSE (exp2 domain) and D rows; +inf / 0 past the sequence */
+                    for (int r = static_cast<int>(threadIdx.x); r < Shape::kStep; r += kThreads) {
+                        const int i = step * Shape::kStep + r;
+                        smem.lse2[r] = i < seq.sq ? a.lse[seq.lse_index(a, i, h)] * kLog2e : kInfinity;
+                        smem.d[r] = i < seq.sq ? a.d_rows[seq.row_index(a, i, h)] : 0.0f;
+                    }
+                },
+                [&](int step) {
+                    const int m0 = step * Shape::kStep;
+                    const bool need_mask = !mask.tile_all_visible(m0, m0 + Shape::kStep, j0, j0 + Shape::kBlockRows);
+                    accumulate_step(smem, k, v, dk, dv, score, mask, dropout, need_mask, m0, j);
+                });
         }
 
         if (j >= seq.sk) return;
@@ -239,25 +240,14 @@ struct FmhaBwdDqKernel {
         mask.key_range(i0, i0 + Shape::kBlockRows, key_begin, key_end);
         const int step_begin = key_begin / Shape::kStep;
         const int step_end = key_end > key_begin ? (key_end + Shape::kStep - 1) / Shape::kStep : step_begin;
-        const uint16_t* k_base = static_cast<const uint16_t*>(a.k.data);
-        const uint16_t* v_base = static_cast<const uint16_t*>(a.v.data);
-        BlockTileLoader<Shape> k_tile, v_tile;
-        const auto load_step = [&](int step) {
-            const int n0 = step * Shape::kStep;
-            k_tile.load([&](int r) { return n0 + r < seq.sk ? k_base + seq.k_offset(a, a.k, n0 + r, hk) : nullptr; }, a.headdim_qk);
-            v_tile.load([&](int r) { return n0 + r < seq.sk ? v_base + seq.k_offset(a, a.v, n0 + r, hk) : nullptr; }, a.headdim_v);
-        };
-        if (step_begin < step_end) load_step(step_begin);
-        for (int step = step_begin; step < step_end; ++step) {
-            __syncthreads();
-            k_tile.store(smem.k);
-            v_tile.store(smem.v);
-            __syncthreads();
-            if (step + 1 < step_end) load_step(step + 1);
-            const int n0 = step * Shape::kStep;
-            const bool need_mask = !mask.tile_all_visible(i0, i0 + Shape::kBlockRows, n0, n0 + Shape::kStep);
-            accumulate_step(smem, q, dout, dq, score, mask, dropout, need_mask, lse2, d_row, i, n0);
-        }
+        KeyValueTiles<Shape> tiles;
+        block_pipeline(
+            step_begin, step_end, [&](int step) { tiles.load(a, seq, hk, step); }, [&](int) { tiles.store(smem.k, smem.v); },
+            [&](int step) {
+                const int n0 = step * Shape::kStep;
+                const bool need_mask = !mask.tile_all_visible(i0, i0 + Shape::kBlockRows, n0, n0 + Shape::kStep);
+                accumulate_step(smem, q, dout, dq, score, mask, dropout, need_mask, lse2, d_row, i, n0);
+            });
 
         if (!real) return;
         uint16_t* dq_row = static_cast<uint16_t*>(const_cast<void*>(a.dq.data)) + seq.q_offset(a.dq, i, h);

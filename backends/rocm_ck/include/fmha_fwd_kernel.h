@@ -81,26 +81,14 @@ struct FmhaFwdKernel {
 
         const ScoreMod score = ScoreMod::make(a, b, h, seq.sq, seq.sk);
         const BlockDropout dropout = BlockDropout::make(a, b, h);
-        const uint16_t* k_base = static_cast<const uint16_t*>(a.k.data);
-        const uint16_t* v_base = static_cast<const uint16_t*>(a.v.data);
-        BlockTileLoader<Shape> k_tile, v_tile;
-        const auto load_step = [&](int step) {
-            const int n0 = step * Shape::kStep;
-            k_tile.load([&](int r) { return n0 + r < seq.sk ? k_base + seq.k_offset(a, a.k, n0 + r, hk) : nullptr; }, a.headdim_qk);
-            v_tile.load([&](int r) { return n0 + r < seq.sk ? v_base + seq.k_offset(a, a.v, n0 + r, hk) : nullptr; }, a.headdim_v);
-        };
-
-        if (step_begin < step_end) load_step(step_begin);
-        for (int step = step_begin; step < step_end; ++step) {
-            __syncthreads(); /* every wave is done reading the previous step's tiles */
-            k_tile.store(smem.k);
-            v_tile.store(smem.v);
-            __syncthreads();
-            if (step + 1 < step_end) load_step(step + 1);
-            const int n0 = step * Shape::kStep;
-            const bool need_mask = !mask.tile_all_visible(i0, i0 + Shape::kBlockRows, n0, n0 + Shape::kStep);
-            attend_step(smem, q, row, score, mask, dropout, need_mask, i, n0);
-        }
+        KeyValueTiles<Shape> tiles;
+        block_pipeline(
+            step_begin, step_end, [&](int step) { tiles.load(a, seq, hk, step); }, [&](int) { tiles.store(smem.k, smem.v); },
+            [&](int step) {
+                const int n0 = step * Shape::kStep;
+                const bool need_mask = !mask.tile_all_visible(i0, i0 + Shape::kBlockRows, n0, n0 + Shape::kStep);
+                attend_step(smem, q, row, score, mask, dropout, need_mask, i, n0);
+            });
 
         if (IsSplit)
             store_partial(a, seq, h, split, i, row);
