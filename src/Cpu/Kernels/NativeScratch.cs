@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace FlashAttention.Cpu;
 
 /// <summary>
-/// A worker's zeroed, cache-line aligned buffers for one call, carved from native blocks that
+/// A worker's zeroed (unless asked otherwise), cache-line aligned buffers for one call, carved from native blocks that
 /// are pooled across calls: a decoding step lasts about a millisecond, and fresh allocations of
 /// a few hundred KB per worker would each cost page faults. Buffers never move, so the kernels
 /// keep raw pointers into them; disposing returns the blocks to the pool.
@@ -33,11 +33,13 @@ internal sealed unsafe class NativeScratch : IDisposable
     /// <summary>An empty arena, from the pool when one is there.</summary>
     public static NativeScratch Rent() => s_pool.TryTake(out var scratch) ? scratch : new NativeScratch();
 
-    public float* Floats(int count) => (float*)Allocate((nuint)count * sizeof(float));
+    /// <param name="count">Floats.</param>
+    /// <param name="clear">Whether to zero them (not needed for a buffer always written before it is read).</param>
+    public float* Floats(int count, bool clear = true) => (float*)Allocate((nuint)count * sizeof(float), clear);
 
-    public byte* Bytes(int count) => (byte*)Allocate((nuint)count);
+    public byte* Bytes(int count) => (byte*)Allocate((nuint)count, clear: true);
 
-    private void* Allocate(nuint bytes)
+    private void* Allocate(nuint bytes, bool clear)
     {
         bytes = (Math.Max(bytes, 1) + Alignment - 1) / Alignment * Alignment;
         while (_current < _blocks.Count && _used + bytes > _blocks[_current].Size)
@@ -54,7 +56,8 @@ internal sealed unsafe class NativeScratch : IDisposable
         }
         byte* start = (byte*)_blocks[_current].Start + _used;
         _used += bytes;
-        NativeMemory.Clear(start, bytes);
+        if (clear)
+            NativeMemory.Clear(start, bytes);
         return start;
     }
 

@@ -52,8 +52,20 @@ internal static unsafe class OnlineSoftmax<TOps, TVec>
             }
             else
             {
-                for (int k = 0; k < keyCount; k++)
-                    tileMax = TOps.Max(tileMax, TOps.Load(column + k * lanes));
+                // Four independent maxima: one chain would wait on the latency of each max.
+                TVec max1 = negativeInfinity, max2 = negativeInfinity, max3 = negativeInfinity;
+                float* score = column, last = column + (nint)keyCount * lanes;
+                nint step = lanes;
+                for (; score + 3 * step < last; score += 4 * step)
+                {
+                    tileMax = TOps.Max(tileMax, TOps.Load(score));
+                    max1 = TOps.Max(max1, TOps.Load(score + step));
+                    max2 = TOps.Max(max2, TOps.Load(score + 2 * step));
+                    max3 = TOps.Max(max3, TOps.Load(score + 3 * step));
+                }
+                for (; score < last; score += step)
+                    tileMax = TOps.Max(tileMax, TOps.Load(score));
+                tileMax = TOps.Max(TOps.Max(tileMax, max1), TOps.Max(max2, max3));
             }
 
             TVec previous = TOps.Load(rowMax + v);
@@ -62,10 +74,10 @@ internal static unsafe class OnlineSoftmax<TOps, TVec>
             TVec current = TOps.Select(TOps.CompareLessThan(TOps.Add(previous, threshold), tileMax), tileMax, previous);
             TVec reference = TOps.Select(TOps.CompareEqual(current, negativeInfinity), TOps.Zero, current);
             TVec sum = TOps.Zero;
-            for (int k = 0; k < keyCount; k++)
+            for (float* score = column, last = column + (nint)keyCount * lanes; score < last; score += lanes)
             {
-                TVec p = TOps.Exp(TOps.Subtract(TOps.Load(column + k * lanes), reference));
-                TOps.Store(column + k * lanes, p);
+                TVec p = TOps.ExpOfScore(TOps.Subtract(TOps.Load(score), reference));
+                TOps.Store(score, p);
                 sum = TOps.Add(sum, p);
             }
             // 1 where m stayed (also at −∞), else exp(m_old − m_new) < 1: the sum is w exactly when nothing moved.

@@ -10,7 +10,45 @@ internal readonly record struct QueryTile(int Sequence, int KvHead, int FirstRow
     public long Cost => (long)RowCount * (KeyEnd - KeyBegin + 1);
 
     /// <summary>Every tile of every sequence with rows, longest first.</summary>
-    public static QueryTile[] Enumerate(AttentionPlan plan, int rowsPerTile)
+    public static QueryTile[] Enumerate(AttentionPlan plan, int rowsPerTile) =>
+        [.. InOrder(plan, rowsPerTile).OrderByDescending(t => t.Cost)];
+
+    /// <summary>
+    /// Every tile in groups of up to <paramref name="tilesPerGroup"/> consecutive tiles of one
+    /// sequence and kv head (which read the same keys and values), most expensive group first.
+    /// </summary>
+    public static QueryTile[][] Groups(AttentionPlan plan, int rowsPerTile, int tilesPerGroup)
+    {
+        var groups = new List<QueryTile[]>();
+        var current = new List<QueryTile>(tilesPerGroup);
+        foreach (var tile in InOrder(plan, rowsPerTile))
+        {
+            if (current.Count == tilesPerGroup || (current.Count > 0 && (current[0].Sequence, current[0].KvHead) != (tile.Sequence, tile.KvHead)))
+            {
+                groups.Add([.. current]);
+                current.Clear();
+            }
+            current.Add(tile);
+        }
+        if (current.Count > 0) groups.Add([.. current]);
+        // Among equal costs, items taken one after another (so run at the same time) are of
+        // different sequences or of kv heads two apart: the output rows of heads h and h + 1 at one
+        // position meet inside a cache line, which two workers writing them at once would share.
+        return [.. groups.OrderByDescending(g => g.Sum(t => t.Cost))
+            .ThenBy(g => g[0].FirstRow).ThenBy(g => g[0].KvHead % 2).ThenBy(g => g[0].KvHead / 2).ThenBy(g => g[0].Sequence)];
+    }
+
+    /// <summary>How many tiles <see cref="Enumerate"/> lists.</summary>
+    public static int Count(AttentionPlan plan, int rowsPerTile)
+    {
+        var layout = plan.Layout;
+        int count = 0;
+        for (int b = 0; b < layout.Batch; b++)
+            count += (layout.QueryCount(b) * plan.GroupSize + rowsPerTile - 1) / rowsPerTile * plan.Problem.NheadsKv;
+        return count;
+    }
+
+    private static List<QueryTile> InOrder(AttentionPlan plan, int rowsPerTile)
     {
         var layout = plan.Layout;
         int heads = plan.GroupSize;
@@ -29,6 +67,6 @@ internal readonly record struct QueryTile(int Sequence, int KvHead, int FirstRow
                     tiles.Add(new QueryTile(b, kvHead, first, count, begin, Math.Max(begin, end)));
                 }
         }
-        return [.. tiles.OrderByDescending(t => t.Cost)];
+        return tiles;
     }
 }

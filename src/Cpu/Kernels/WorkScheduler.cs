@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
 namespace FlashAttention.Cpu;
@@ -76,7 +77,15 @@ internal abstract class WorkShare
             _helpersDone.Set();
     }
 
-    public void WaitForHelpers() => _helpersDone.Wait();
+    /// <summary>Returns once every helper has finished, polling for <see cref="HelperThreads.SpinTicks"/> before blocking.</summary>
+    public void WaitForHelpers()
+    {
+        long deadline = Stopwatch.GetTimestamp() + HelperThreads.SpinTicks;
+        var spinner = new SpinWait();
+        while (Volatile.Read(ref _runningHelpers) != 0 && Stopwatch.GetTimestamp() < deadline)
+            spinner.SpinOnce(sleep1Threshold: -1);
+        _helpersDone.Wait();
+    }
 
     public void ThrowIfFailed() => _failure?.Throw();
 

@@ -38,9 +38,20 @@ internal partial interface IVectorOps<TSelf, TVec>
     /// (truncation 5e-9 relative), scaled by 2^n built in the exponent bits. −∞ gives exactly 0.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static virtual TVec Exp(TVec x)
+    static virtual TVec Exp(TVec x) => ExpOfClamped(TSelf.Min(TSelf.Max(x, TSelf.Create(ExpMinInput)), TSelf.Create(ExpMaxInput)));
+
+    /// <summary>
+    /// e^x for the online softmax's exponents, which are at most its rescale threshold (so
+    /// there is no upper clamp) and −∞ for masked keys (exactly 0); otherwise as <see cref="Exp"/>.
+    /// A width may build 2^n natively (<see cref="Vector512Ops"/>: AVX-512's vscalefps).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual TVec ExpOfScore(TVec x) => ExpOfClamped(TSelf.Max(x, TSelf.Create(ExpMinInput)));
+
+    /// <summary>The reduction and polynomial of <see cref="Exp"/> for x in [−88, 88].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVec ExpOfClamped(TVec x)
     {
-        x = TSelf.Min(TSelf.Max(x, TSelf.Create(ExpMinInput)), TSelf.Create(ExpMaxInput));
         TVec shifted = TSelf.MultiplyAdd(x, TSelf.Create(Log2E), TSelf.Create(RoundingShift));
         TVec n = TSelf.Subtract(shifted, TSelf.Create(RoundingShift));
         TVec r = TSelf.MultiplyAdd(n, TSelf.Create(-Ln2Hi), x);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace FlashAttention.Cpu;
 
@@ -37,6 +38,31 @@ internal readonly unsafe struct Vector512Ops : IVectorOps<Vector512Ops, Vector51
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ShiftLeftBits(Vector512<float> value, int count) => Vector512.ShiftLeft(value.AsUInt32(), count).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> AddBits(Vector512<float> left, Vector512<float> right) => (left.AsUInt32() + right.AsUInt32()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> value) => Vector512.Sum(value);
+
+    /// <summary>
+    /// The polynomial of <see cref="IVectorOps{TSelf, TVec}.Exp"/>, scaled by 2^n with vscalefps
+    /// (one instruction for the shift, add and multiply of the bit-built scale). x is clamped at
+    /// −110, not −88: n = −159 scales any polynomial value to exactly 0, so −∞ still gives 0, and
+    /// e^x between −110 and −88 comes out subnormal rather than flushed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ExpOfScore(Vector512<float> x)
+    {
+        x = Vector512.Max(x, Vector512.Create(-110f));
+        Vector512<float> shifted = Vector512.FusedMultiplyAdd(x, Vector512.Create(1.44269504088896341f), Vector512.Create(12582912f));
+        Vector512<float> n = shifted - Vector512.Create(12582912f);
+        Vector512<float> r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
+        Vector512<float> p = Vector512.Create(1f / 5040f);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 720f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 120f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 24f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 6f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f));
+        return Avx512F.Scale(p, n);
+    }
 }
 
 /// <summary>8 fp32 lanes (AVX2).</summary>
