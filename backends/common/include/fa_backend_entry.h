@@ -5,6 +5,7 @@
  *   fa_entry::get_capabilities   the body of fa_get_capabilities (pointer and struct_size checks)
  *   fa_entry::supports           the body of fa_supports (guarded, reason copied or cleared)
  *   fa_entry::check_layout_16b   the rule of kernels that move rows in 16-byte pieces
+ *   fa_entry::caller_workspace   whether the caller's workspace serves a call
  *   fa_entry::normalise_window   docs/semantics.md "Normalisation" of the window
  *
  * Header-only and noexcept like fa_common.h; usable from host code built by any compiler
@@ -71,6 +72,20 @@ inline fa_status check_layout_16b(const char* backend, const char* name, const f
                                      "%s cannot run %s: fa_params.%s.%s must be a multiple of 8 elements (16-byte rows); got %" PRId64,
                                      backend, fa_op_name(op), name, s.field, s.value);
     }
+    return FA_OK;
+}
+
+/* Whether the caller's workspace serves a call needing `needed` bytes: FA_OK with *use = true when
+   p.workspace holds them, FA_OK with *use = false when the caller gave none (the library then
+   allocates), FA_ERR_INVALID_ARGUMENT when it is too small. */
+inline fa_status caller_workspace(const fa_params& p, uint64_t needed, bool* use) noexcept {
+    *use = false;
+    if (needed == 0 || p.workspace == nullptr) return FA_OK;
+    if (p.workspace_bytes < needed)
+        return fa_set_last_error(FA_ERR_INVALID_ARGUMENT,
+                                 "fa_params.workspace_bytes must be at least %" PRIu64 " (fa_workspace_size); got %" PRIu64, needed,
+                                 p.workspace_bytes);
+    *use = true;
     return FA_OK;
 }
 

@@ -118,6 +118,13 @@ FA_CK_DEVICE Pack4 load_global_operand(const uint16_t* address, bool valid) {
     return valid ? load_pod<Pack4>(address) : Pack4{{0u, 0u}};
 }
 
+/* The __global__ entry of every tile kernel: its LDS (Kernel::SharedStorage, static) and Kernel::run. */
+template <class Kernel>
+__global__ void FA_CK_LAUNCH_BOUNDS(Kernel::kThreads) fmha_kernel(FmhaArgs args) {
+    __shared__ typename Kernel::SharedStorage smem;
+    Kernel::run(args, smem);
+}
+
 }  // namespace fa_ck
 
 #endif  // FA_CK_FMHA_BLOCK_TILE_H

@@ -302,18 +302,6 @@ struct FmhaBwdDqKernel {
     }
 };
 
-template <class Kernel>
-__global__ void FA_CK_LAUNCH_BOUNDS(Kernel::kThreads) fmha_bwd_dkdv_kernel(FmhaArgs args) {
-    __shared__ typename Kernel::SharedStorage smem;
-    Kernel::run(args, smem);
-}
-
-template <class Kernel>
-__global__ void FA_CK_LAUNCH_BOUNDS(Kernel::kThreads) fmha_bwd_dq_kernel(FmhaArgs args) {
-    __shared__ typename Kernel::SharedStorage smem;
-    Kernel::run(args, smem);
-}
-
 }  // namespace fa_ck
 
 #endif  // FA_CK_FMHA_BWD_KERNEL_H

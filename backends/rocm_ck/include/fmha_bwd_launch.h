@@ -33,14 +33,14 @@ fa_status run_bwd(const fa_params& p, const LaunchContext& ctx) {
         if (status != FA_OK) return status;
     }
     if (p.seqlen_k > 0 && p.total_k > 0) {
-        const auto dkdv = &fmha_bwd_dkdv_kernel<FmhaBwdDkDvKernel<DkDvShape, HasDropout>>;
+        const auto dkdv = &fmha_kernel<FmhaBwdDkDvKernel<DkDvShape, HasDropout>>;
         const dim3 grid((p.seqlen_k + DkDvShape::kBlockRows - 1) / DkDvShape::kBlockRows, p.nheads_kv, p.batch);
         FA_CK_LAUNCH(dkdv, grid, dim3(DkDvShape::kThreads), ctx.stream, args);
         const fa_status status = launch_status("the backward's dK/dV kernel");
         if (status != FA_OK) return status;
     }
     if (p.seqlen_q > 0 && p.total_q > 0) {
-        const auto dq = &fmha_bwd_dq_kernel<FmhaBwdDqKernel<DqShape, HasDropout>>;
+        const auto dq = &fmha_kernel<FmhaBwdDqKernel<DqShape, HasDropout>>;
         const dim3 grid((p.seqlen_q + DqShape::kBlockRows - 1) / DqShape::kBlockRows, p.nheads_q, p.batch);
         FA_CK_LAUNCH(dq, grid, dim3(DqShape::kThreads), ctx.stream, args);
         return launch_status("the backward's dQ kernel");

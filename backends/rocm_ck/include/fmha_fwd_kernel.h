@@ -245,12 +245,6 @@ struct FmhaFwdKernel {
     }
 };
 
-template <class Kernel>
-__global__ void FA_CK_LAUNCH_BOUNDS(Kernel::kThreads) fmha_fwd_kernel(FmhaArgs args) {
-    __shared__ typename Kernel::SharedStorage smem;
-    Kernel::run(args, smem);
-}
-
 }  // namespace fa_ck
 
 #endif  // FA_CK_FMHA_FWD_KERNEL_H

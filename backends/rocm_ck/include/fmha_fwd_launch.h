@@ -23,7 +23,7 @@ fa_status run_fwd(const fa_params& p, const LaunchContext& ctx) {
     if (p.seqlen_q == 0 || p.total_q == 0) return FA_OK;
     const FmhaArgs args = make_args(p);
     const dim3 grid((p.seqlen_q + Shape::kBlockRows - 1) / Shape::kBlockRows, p.nheads_q, p.batch);
-    const auto kernel = &fmha_fwd_kernel<K>;
+    const auto kernel = &fmha_kernel<K>;
     FA_CK_LAUNCH(kernel, grid, dim3(Shape::kThreads), ctx.stream, args);
     return launch_status("the forward kernel");
 }
@@ -59,13 +59,13 @@ fa_status run_fwd_splitkv(const fa_params& p, const LaunchContext& ctx) {
     if (plan.num_splits > 1) {
         args.o_partial = reinterpret_cast<float*>(workspace + plan.o_partial_offset);
         args.lse_partial = reinterpret_cast<float*>(workspace + plan.lse_partial_offset);
-        const auto kernel = &fmha_fwd_kernel<FmhaFwdKernel<Shape, false, true>>;
+        const auto kernel = &fmha_kernel<FmhaFwdKernel<Shape, false, true>>;
         FA_CK_LAUNCH(kernel, grid, dim3(Shape::kThreads), ctx.stream, args);
         const fa_status status = launch_status("the split-KV forward kernel");
         if (status != FA_OK) return status;
         return launch_splitkv_combine<DType>(args, ctx);
     }
-    const auto kernel = &fmha_fwd_kernel<FmhaFwdKernel<Shape, false, false>>;
+    const auto kernel = &fmha_kernel<FmhaFwdKernel<Shape, false, false>>;
     FA_CK_LAUNCH(kernel, grid, dim3(Shape::kThreads), ctx.stream, args);
     return launch_status("the KV-cache forward kernel");
 }

@@ -315,16 +315,14 @@ class Workspace {
 public:
     fa_status acquire(const fa_params& p, uint64_t needed, fa_ck::LaunchContext* ctx) {
         stream_ = ctx->stream;
-        if (needed == 0) return FA_OK;
-        if (p.workspace != nullptr) {
-            if (p.workspace_bytes < needed)
-                return fa_set_last_error(FA_ERR_INVALID_ARGUMENT,
-                                         "fa_params.workspace_bytes must be at least %" PRIu64 " (fa_workspace_size); got %" PRIu64,
-                                         needed, p.workspace_bytes);
+        bool caller = false;
+        FA_TRY(fa_entry::caller_workspace(p, needed, &caller));
+        if (caller) {
             ctx->workspace = p.workspace;
             ctx->workspace_bytes = p.workspace_bytes;
             return FA_OK;
         }
+        if (needed == 0) return FA_OK;
         const fa_ck::rt::Error err = fa_ck::rt::malloc_device(&data_, needed);
         if (err != fa_ck::rt::kSuccess) {
             (void)fa_ck::rt::clear_error();
