@@ -260,6 +260,14 @@ __device__ __forceinline__ void gemm_pv(float (&o)[Traits::kORegs], const uint32
     }
 }
 
+/* The kernel arguments the softmax reads, as values in registers: the argument block is reached
+   through a generic pointer (LD.E from the __grid_constant__'s address), which kept loads in every
+   softmax step. */
+struct ScoreArgs {
+    float scale_log2, score_scale;
+    int window_left, window_right;
+};
+
 /* Row state of the two rows a thread holds (accumulator rows g and g + 8 of its warp). */
 struct RowState {
     float ref[2]; /* reference maximum, log2 units (scores · scale_log2); −inf before any key */
@@ -276,7 +284,7 @@ constexpr float kLazyRescale = 8.0f;
    factor that rescales O (and sum) in `factor`; returns whether any row of the warp moved its
    reference (O needs the factor). */
 template <class Traits, bool kSoftcap, bool kFirst>
-__device__ __forceinline__ bool softmax_step(float (&s)[Traits::kSRegs], RowState& rs, float (&factor)[2], const FwdParams& p,
+__device__ __forceinline__ bool softmax_step(float (&s)[Traits::kSRegs], RowState& rs, float (&factor)[2], const ScoreArgs& p,
                                              bool need_mask, int n, int row0, int quad, int offset, int sk) {
     if constexpr (kSoftcap) {
 #pragma unroll
@@ -380,7 +388,7 @@ __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const R
 /* A block needs per-element masking when it reaches past the keys, the causal/right window
    edge of the tile's first row, or the left window edge of its last row. */
 template <class Traits>
-__device__ __forceinline__ bool block_needs_mask(const FwdParams& p, const FwdTileCoord& c, int n) {
+__device__ __forceinline__ bool block_needs_mask(const ScoreArgs& p, const FwdTileCoord& c, int n) {
     const int k_lo = n * Traits::kBlockN, k_hi = k_lo + Traits::kBlockN; /* keys [k_lo, k_hi) */
     const int m0 = c.m_block * Traits::kBlockM;
     const int offset = c.sk - c.sq;
@@ -398,6 +406,9 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
     const int row0 = wg * 64 + warp * 16 + lane / 4; /* tile rows row0 and row0 + 8 */
     const int quad = lane % 4;
     const GemmTurn<Traits> turn{wg};
+    ScoreArgs args{p.scale_log2, p.score_scale, p.window_left, p.window_right};
+    // Opaque to the compiler, so that it keeps them in registers rather than reloading them.
+    asm volatile("" : "+f"(args.scale_log2), "+f"(args.score_scale), "+r"(args.window_left), "+r"(args.window_right));
     const uint32_t q_base = smem_u32(sm.q()) + wg * 64 * 128;
 
     // The last warpgroup lets the first go at the very first GEMM.
@@ -440,19 +451,25 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
         k_state.advance();
         if (n == c.n_min) release(sm.q_empty(), lane);
         float factor[2];
-        softmax_step<Traits, kSoftcap, true>(s, rs, factor, p, block_needs_mask<Traits>(p, c, n), n, row_in_seq, quad, offset,
+        softmax_step<Traits, kSoftcap, true>(s, rs, factor, args, block_needs_mask<Traits>(args, c, n), n, row_in_seq, quad, offset,
                                              c.sk);
         scores_to_p<Traits, Element>(s, pr);
 
-        // ---- steady state: S(n) and P·V(n + 1) in flight together
+        // ---- steady state: S(n) and P·V(n + 1) in flight together. O's rescale for block n + 1's
+        // softmax is applied just before P·V(n + 1) is issued (not after the wait for it): with
+        // no instruction touching O between the issue of P·V and its wait, ptxas keeps that wait
+        // below the softmax instead of hoisting it above, and the softmax overlaps P·V.
         uint32_t o_started = 0;
+        bool rescale = false;
         for (n = c.n_max - 2; n >= c.n_min; --n) {
             mbar_wait(sm.k_full(k_state.index), k_state.phase);
             turn.wait();
             wgmma_fence();
             gemm_qk<Traits, Element>(s, q_base, smem_u32(sm.k(k_state.index)));
             wgmma_commit_group();
+            if (rescale) rescale_o<Traits>(o, factor);
             mbar_wait(sm.v_full(v_state.index), v_state.phase);
+            wgmma_fence();
             gemm_pv<Traits, Element>(o, pr, smem_u32(sm.v(v_state.index)), o_started);
             wgmma_commit_group();
             turn.pass();
@@ -461,19 +478,22 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
             release(sm.k_empty(k_state.index), lane);
             k_state.advance();
             if (n == c.n_min) release(sm.q_empty(), lane);
-            const bool rescale = softmax_step<Traits, kSoftcap, false>(s, rs, factor, p, block_needs_mask<Traits>(p, c, n), n,
-                                                                       row_in_seq, quad, offset, c.sk);
+            rescale = softmax_step<Traits, kSoftcap, false>(s, rs, factor, args, block_needs_mask<Traits>(args, c, n), n, row_in_seq,
+                                                            quad, offset, c.sk);
+            // The softmax of S(n) must run while P·V(n + 1) does: ptxas otherwise hoists the wait
+            // for P·V above it (every MUFU after the wait in the SASS), stalling the warpgroup.
+            if constexpr (Traits::kSoftmaxBeforeWait) schedule_after(rs.sum[0] + rs.sum[1]);
             wgmma_wait_group<0>();
             reg_fence(o);
             reg_fence(s); /* the new P may take the old P's registers only now */
             release(sm.v_empty(v_state.index), lane);
             v_state.advance();
-            if (rescale) rescale_o<Traits>(o, factor);
             scores_to_p<Traits, Element>(s, pr);
             o_started = 1;
         }
 
         // ---- tail: P·V(n_min)
+        if (rescale) rescale_o<Traits>(o, factor);
         mbar_wait(sm.v_full(v_state.index), v_state.phase);
         turn.wait();
         wgmma_fence();

@@ -148,10 +148,6 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
 template <typename Element, int HeadDimQK, int HeadDimV, bool Softcap>
 fa_status run_fwd(const fa_params& a, const LaunchContext& ctx) {
     static_assert(HeadDimQK == HeadDimV, "the FA3 forward runs headdim_v == headdim_qk");
-    using Long = FwdLongTile<HeadDimQK, Softcap>;
-    if constexpr (Long::kHas) {
-        if (a.seqlen_k >= Long::kLongKeys) return run_fwd_with<typename Long::Traits, Element, Softcap>(a, ctx);
-    }
     using ShortMasked = FwdShortMaskedTile<HeadDimQK, Softcap>;
     if constexpr (ShortMasked::kHas) {
         const bool masked = a.is_causal || a.window_left >= 0 || a.window_right >= 0;

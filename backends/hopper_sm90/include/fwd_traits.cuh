@@ -10,7 +10,8 @@
  *   d 64:  192 × 128, 3 consumers at 160 registers (O 32 + S 64 + P 32 per thread); with
  *          softcap 128 × 128 (tanh's temporaries spilled at 160)
  *   d 96:  128 × 128, 2 consumers at 240 (Q/K padded to 128 columns by TMA zero fill)
- *   d 128: 128 × 128, 2 consumers at 240 (O 64 + S 64 + P 32); 128 × 176 from 4k keys (FwdLongTile)
+ *   d 128: 128 × 128, 2 consumers at 240 (O 64 + S 64 + P 32). 128 × 176 was 3 % faster at 16k
+ *          keys until the softmax overlapped P·V (kSoftmaxBeforeWait); since then equal or slower
  *   d 192: 128 × 112, 2 consumers (O 96 + S 56 + P 28)
  *   d 256: 128 × 80,  2 consumers (O 128 + S 40 + P 20); 224 KB of tiles
  */
@@ -30,29 +31,34 @@ struct FwdTile<64, Softcap> {
     /* Softcap's tanh needs more live registers than 3 consumers' 160 give (it spilled): 2 × 64 rows. */
     static constexpr int kBlockM = Softcap ? 128 : 192, kBlockN = 128;
     static constexpr bool kPingPong = true;
+    static constexpr bool kSoftmaxBeforeWait = false; /* 2 % slower with it at d64 (3 consumers) */
 };
 template <bool Softcap>
 struct FwdTile<96, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 128;
     static constexpr bool kPingPong = true;
+    static constexpr bool kSoftmaxBeforeWait = true;
 };
 template <bool Softcap>
 struct FwdTile<128, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 128;
     static constexpr bool kPingPong = true;
+    static constexpr bool kSoftmaxBeforeWait = true;
 };
 template <bool Softcap>
 struct FwdTile<192, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 112;
     static constexpr bool kPingPong = true;
+    static constexpr bool kSoftmaxBeforeWait = true;
 };
 template <bool Softcap>
 struct FwdTile<256, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 80;
     static constexpr bool kPingPong = true;
+    static constexpr bool kSoftmaxBeforeWait = true;
 };
 
-template <int HeadDim, int BlockM, int BlockN, bool PingPong, int Stages = 2>
+template <int HeadDim, int BlockM, int BlockN, bool PingPong, int Stages = 2, bool SoftmaxBeforeWait = true>
 struct FwdTraits {
     static constexpr int kHeadDim = HeadDim; /* head-dim bucket (q/k and v alike) */
     static constexpr int kBlockM = BlockM;
@@ -62,6 +68,9 @@ struct FwdTraits {
     static constexpr int kThreads = 128 * (1 + kConsumers);
     /* K and V buffers each; 3 or 4 measured equal to 2 (d64, d128; loads are not the limit). */
     static constexpr int kStages = Stages;
+    /* Keep the softmax of S(n) ahead of the wait for P·V(n+1) (intra-warpgroup overlap; see
+       schedule_after in sm90_primitives.cuh). */
+    static constexpr bool kSoftmaxBeforeWait = SoftmaxBeforeWait;
 
     /* setmaxnreg split of the 64K-register file: producer + consumers ≤ 65536 / kThreads · 3 or 4. */
     static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;
@@ -97,7 +106,7 @@ struct FwdTraits {
 /* The traits of the instance (dtype-independent). */
 template <int HeadDim, bool Softcap>
 using FwdInstanceTraits = FwdTraits<HeadDim, FwdTile<HeadDim, Softcap>::kBlockM, FwdTile<HeadDim, Softcap>::kBlockN,
-                                    FwdTile<HeadDim, Softcap>::kPingPong>;
+                                    FwdTile<HeadDim, Softcap>::kPingPong, 2, FwdTile<HeadDim, Softcap>::kSoftmaxBeforeWait>;
 
 /* Fewer query rows per tile for short masked (causal / window) problems at d 64, where the
    192-row tile wastes more of its work on the diagonal (fa_sm90_fwd_tune, causal: +9–10 % at
@@ -107,16 +116,6 @@ struct FwdShortMaskedTile {
     static constexpr bool kHas = HeadDim == 64 && !Softcap;
     static constexpr int kMaxKeys = 1024;
     using Traits = FwdTraits<HeadDim, 128, 128, true>;
-};
-
-/* Wider key blocks for long sequences, where fewer, longer softmax steps pay (fa_sm90_fwd_tune,
-   H100, bf16, 2026-11-23: d128 128×176 vs 128×128 at 16k keys +3 % non-causal, +3.5 % causal;
-   equal at 4k; −5 % causal at 1k). kLongKeys: the seqlen_k from which run_fwd takes it. */
-template <int HeadDim, bool Softcap>
-struct FwdLongTile {
-    static constexpr bool kHas = HeadDim == 128 && !Softcap; /* softcap's tanh spilled at 176 */
-    static constexpr int kLongKeys = 4096;
-    using Traits = FwdTraits<HeadDim, 128, 176, true>;
 };
 
 }  // namespace fa_sm90

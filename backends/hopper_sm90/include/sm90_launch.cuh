@@ -30,8 +30,7 @@ inline int fwd_smem_bytes(int headdim_bucket, bool softcap) {
     switch (headdim_bucket) {
         case 64: return softcap ? FwdInstanceTraits<64, true>::kSmemBytes : FwdInstanceTraits<64, false>::kSmemBytes;
         case 96: return FwdInstanceTraits<96, false>::kSmemBytes;
-        case 128: return softcap ? FwdInstanceTraits<128, true>::kSmemBytes
-                                 : FwdLongTile<128, false>::Traits::kSmemBytes; /* the larger of its two tiles */
+        case 128: return FwdInstanceTraits<128, false>::kSmemBytes;
         case 192: return FwdInstanceTraits<192, false>::kSmemBytes;
         default: return FwdInstanceTraits<256, false>::kSmemBytes;
     }

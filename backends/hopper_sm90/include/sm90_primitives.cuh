@@ -149,6 +149,14 @@ __device__ __forceinline__ void reg_fence(float (&d)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
+// ptxas schedules within basic blocks and moves a wgmma.wait_group up past independent work, where
+// it blocks the warp early. A branch on `x` that is never taken (x would have to be one particular
+// NaN; if it were, the branch only sleeps a nanosecond) ends the block: what follows stays after
+// the computation of x.
+__device__ __forceinline__ void schedule_after(float x) {
+  if (__float_as_uint(x) == 0x7fc00001u) asm volatile("nanosleep.u32 1;");
+}
+
 // ---------------------------------------------------------------- wgmma m64n64k16 SS (F5)
 // d: 32 f32 accumulators per thread (layout F7). scale_d = 0 -> overwrite, 1 -> accumulate.
 __device__ __forceinline__ void wgmma_m64n64k16_f32_bf16_ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b,
