@@ -15,7 +15,8 @@ public static class TensorFactory
         var storage = device.Kind switch
         {
             DeviceKind.Cuda => CudaDriver.Allocate(device, checked(count * dtype.SizeOf())),
-            _ => throw new NotSupportedException($"Allocating on {device} is not supported: the {device.Kind} runtime binding comes with its backend."),
+            DeviceKind.Rocm => HipRuntime.Allocate(device, checked(count * dtype.SizeOf())),
+            _ => throw new NotSupportedException($"Allocating on {device} is not supported: there is no {device.Kind} runtime binding."),
         };
         return Tensor.Create(storage, dtype, 0, shape);
     }
@@ -37,7 +38,11 @@ public static class TensorFactory
         {
             nint dst = result.Pin(out var dstPin);
             using (dstPin)
-                CudaDriver.CopyToDevice((ulong)dst, (void*)src, contiguous.ElementCount * contiguous.DType.SizeOf());
+            {
+                long bytes = contiguous.ElementCount * contiguous.DType.SizeOf();
+                if (device.Kind == DeviceKind.Rocm) HipRuntime.CopyToDevice(dst, (void*)src, bytes);
+                else CudaDriver.CopyToDevice((ulong)dst, (void*)src, bytes);
+            }
         }
         return result;
     }
@@ -47,8 +52,8 @@ public static class TensorFactory
     {
         ArgumentNullException.ThrowIfNull(tensor);
         if (tensor.Device.IsHost) return tensor;
-        if (tensor.Device.Kind != DeviceKind.Cuda)
-            throw new NotSupportedException($"Copying from {tensor.Device} is not supported: the {tensor.Device.Kind} runtime binding comes with its backend.");
+        if (tensor.Device.Kind is not (DeviceKind.Cuda or DeviceKind.Rocm))
+            throw new NotSupportedException($"Copying from {tensor.Device} is not supported: there is no {tensor.Device.Kind} runtime binding.");
         // Copy the whole span the view addresses, then gather on the host.
         long span = tensor.ElementCount == 0 ? 0 : tensor.LastElementOffset() - tensor.Offset + 1;
         var staging = Tensor.Zeros(tensor.DType, span);
@@ -57,7 +62,10 @@ public static class TensorFactory
         {
             nint dst = staging.Pin(out var dstPin);
             using (dstPin)
-                CudaDriver.CopyToHost((void*)dst, (ulong)src, span * tensor.DType.SizeOf());
+            {
+                if (tensor.Device.Kind == DeviceKind.Rocm) HipRuntime.CopyToHost((void*)dst, src, span * tensor.DType.SizeOf());
+                else CudaDriver.CopyToHost((void*)dst, (ulong)src, span * tensor.DType.SizeOf());
+            }
         }
         var view = Tensor.Create(staging.Storage, tensor.DType, 0, tensor.Shape, tensor.Strides);
         return view.IsContiguous ? view : Gather(view);

@@ -167,7 +167,11 @@ internal sealed unsafe class NativeBackend : AttentionBackend
             };
             Check(status, problem.Op switch { AttentionOp.Forward => "fa_forward", AttentionOp.Backward => "fa_backward", _ => "fa_forward_kvcache" });
             // Staged copies are freed below; the kernels must be done with them first.
-            if (staged.Count > 0 && _spec.DeviceKind == DeviceKind.Cuda) CudaDriver.Synchronize();
+            if (staged.Count > 0)
+            {
+                if (_spec.DeviceKind == DeviceKind.Cuda) CudaDriver.Synchronize();
+                else HipRuntime.Synchronize();
+            }
         }
         finally
         {
