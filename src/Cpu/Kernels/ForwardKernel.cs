@@ -31,6 +31,14 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
     /// <summary>Keys per step: the scores (64 × 128 fp32, 32 KB) stay in L1 from the product through P·V.</summary>
     private const int KeysPerTile = 64;
 
+    /// <summary>
+    /// Depth (head-dim elements) of one pass of the scores product: a pass sweeps a 64-lane panel
+    /// of the transposed queries (depth × 256 B) for every 4 keys, which at depth 128 (32 KB) no
+    /// longer fits L1 beside the key rows. Measured (64 keys × 128 lanes, d 128, one core,
+    /// 2026-11-23): 170 GFLOP/s in one pass, 204 in two of depth 64.
+    /// </summary>
+    private const int QkDepthChunk = 64;
+
     /// <summary>Most query tiles per work item (see <see cref="TilesPerItem"/>).</summary>
     private const int MaxTilesPerItem = 4;
 
@@ -160,8 +168,9 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
         var plan = _plan;
         var rows = block.Rows;
         int lanes = rows.Lanes, headDimV = plan.HeadDimV;
-        TileGemm<TOps, TVec>.Multiply(keys, lanes, plan.HeadDim, keyRows, keyStride, 1, block.QueryT, lanes,
-            worker.Scores, lanes, accumulate: false);
+        for (int c = 0; c < plan.HeadDim; c += QkDepthChunk)
+            TileGemm<TOps, TVec>.Multiply(keys, lanes, Math.Min(QkDepthChunk, plan.HeadDim - c), keyRows + c, keyStride, 1,
+                block.QueryT + (nint)c * lanes, lanes, worker.Scores, lanes, accumulate: c > 0);
         bool masked = rows.NeedsMask(first, keys);
         if (masked || _options.HasAlibi)
             rows.SetTile(first, keys);
