@@ -138,7 +138,7 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
         {
             int keys = Math.Min(KeysPerTile, end - first);
             float* keyRows = KeyValueTiles<TOps, TVec>.Rows(plan, sequence, kvHead, first, keys,
-                _keys, headDim, worker.Keys, worker.KeyStride, out nint keyStride);
+                _keys, headDim, worker.Keys, worker.KeyStride, out nint keyStride, alongRows: true);
             float* valueRows = KeyValueTiles<TOps, TVec>.Rows(plan, sequence, kvHead, first, keys,
                 _values, headDimV, worker.Values, worker.ValueStride, out nint valueStride);
             KeyValueTiles<TOps, TVec>.Prefetch(plan, _keys, _values, sequence, kvHead, first + keys, Math.Min(KeysPerTile, end - first - keys));

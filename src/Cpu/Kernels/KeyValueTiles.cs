@@ -27,13 +27,19 @@ internal static unsafe class KeyValueTiles<TOps, TVec>
     /// <param name="scratch">Where they go when they cannot be read in place.</param>
     /// <param name="scratchStride">Row stride, in floats, of <paramref name="scratch"/>.</param>
     /// <param name="rowStride">Row stride, in floats, of the returned rows.</param>
+    /// <param name="alongRows">
+    /// The product reads each row along its elements, a few rows at a time (k in the forward's
+    /// scores), rather than one element of every row per step: then no stride aliases, and fp32
+    /// rows are read in place at any stride. Measured (fp32, h 8, 2 threads, 2026-11-23): 1–2 %
+    /// faster than copying the key tile at s 512–1024.
+    /// </param>
     /// <returns>The first row.</returns>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float* Rows(AttentionPlan plan, int sequence, int kvHead, int first, int count,
-        TensorRows tensor, int width, float* scratch, int scratchStride, out nint rowStride)
+        TensorRows tensor, int width, float* scratch, int scratchStride, out nint rowStride, bool alongRows = false)
     {
         var (entry, row, run) = plan.Layout.KeyRun(sequence, first, count);
-        if (run == count && ReadableInPlace(tensor))
+        if (run == count && (alongRows ? tensor.DType == DType.Float32 : ReadableInPlace(tensor)))
         {
             rowStride = (nint)tensor.RowStride;
             return (float*)tensor.At(entry, row, kvHead);
