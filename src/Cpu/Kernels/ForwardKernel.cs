@@ -260,13 +260,13 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
         for (int r = 0; r < rows.Count; r++)
         {
             int head = rows.Head(r);
-            var (factor, lse) = OnlineSoftmax<TOps, TVec>.Finish(block.RowMax[r], block.RowSum[r],
-                plan.HasSinks, plan.HasSinks ? plan.Sink(head) : 0f);
+            float sink = plan.HasSinks ? plan.Sink(head) : 0f;
             var (entry, row) = plan.Layout.QueryRow(rows.Sequence, rows.Position(r));
-            worker.Factors[r] = factor;
             worker.RowPointers[r] = direct ? (float*)plan.Out.At(entry, row, head) : worker.Staging + r * headDimV;
             if (plan.HasLse)
-                *(float*)plan.Lse.At(entry, row, head) = lse;
+                (worker.Factors[r], *(float*)plan.Lse.At(entry, row, head)) = OnlineSoftmax<TOps, TVec>.Finish(block.RowMax[r], block.RowSum[r], plan.HasSinks, sink);
+            else
+                worker.Factors[r] = OnlineSoftmax<TOps, TVec>.Factor(block.RowMax[r], block.RowSum[r], plan.HasSinks, sink);
         }
         RowTranspose.Unpack(block.OutT, rows.Lanes, rows.Count, headDimV, worker.Factors, worker.RowPointers, TOps.Count);
         if (direct) return;
@@ -330,8 +330,8 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
             Scores = _scratch.Floats(KeysPerTile * QueryRowsPerTile, clear: false);
             KeyStride = KeyValueTiles<TOps, TVec>.PaddedStride(plan.HeadDim);
             ValueStride = KeyValueTiles<TOps, TVec>.PaddedStride(plan.HeadDimV);
-            Keys = _scratch.Floats(KeysPerTile * KeyStride);
-            Values = _scratch.Floats(KeysPerTile * ValueStride);
+            Keys = _scratch.Floats(KeysPerTile * KeyStride, clear: false);
+            Values = _scratch.Floats(KeysPerTile * ValueStride, clear: false);
             Staging = _scratch.Floats(QueryRowsPerTile * RoundUpToLanes(Math.Max(plan.HeadDim, plan.HeadDimV)), clear: false);
             Factors = _scratch.Floats(QueryRowsPerTile);
             RowPointers = (float**)_scratch.Bytes(QueryRowsPerTile * sizeof(float*));

@@ -106,4 +106,16 @@ internal static unsafe class OnlineSoftmax<TOps, TVec>
         }
         return sum > 0 ? (1f / sum, max + MathF.Log(sum)) : (0f, float.PositiveInfinity);
     }
+
+    /// <summary><see cref="Finish"/>'s factor alone (no logarithm), for calls that return no LSE.</summary>
+    public static float Factor(float max, float sum, bool hasSink, float sink)
+    {
+        if (hasSink)
+        {
+            float top = MathF.Max(max, sink);
+            float scaleOfSum = MathF.Exp(max - top);
+            return scaleOfSum / (sum * scaleOfSum + MathF.Exp(sink - top));
+        }
+        return sum > 0 ? 1f / sum : 0f;
+    }
 }

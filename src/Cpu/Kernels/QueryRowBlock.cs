@@ -13,16 +13,18 @@ namespace FlashAttention.Cpu;
 /// </remarks>
 internal sealed unsafe class QueryRowBlock
 {
-    private readonly int[] _position, _head, _begin, _end, _aligned;
+    private readonly int* _position, _head, _begin, _end, _aligned;
     private int _maxBegin, _minEnd;
 
     public QueryRowBlock(int capacity, NativeScratch scratch)
     {
-        _position = new int[capacity];
-        _head = new int[capacity];
-        _begin = new int[capacity];
-        _end = new int[capacity];
-        _aligned = new int[capacity];
+        // In the worker's pooled native scratch rather than fresh arrays: a worker's buffers come back
+        // to the thread that used them (warm in its core's caches) call after call.
+        _position = (int*)scratch.Bytes(capacity * sizeof(int));
+        _head = (int*)scratch.Bytes(capacity * sizeof(int));
+        _begin = (int*)scratch.Bytes(capacity * sizeof(int));
+        _end = (int*)scratch.Bytes(capacity * sizeof(int));
+        _aligned = (int*)scratch.Bytes(capacity * sizeof(int));
         NegativeSlope = scratch.Floats(capacity);
         BeginInTile = scratch.Floats(capacity);
         EndInTile = scratch.Floats(capacity);
@@ -67,22 +69,26 @@ internal sealed unsafe class QueryRowBlock
         Sequence = sequence;
         Count = count;
         Lanes = (count + laneWidth - 1) / laneWidth * laneWidth;
-        _maxBegin = 0;
-        _minEnd = int.MaxValue;
-        for (int r = 0; r < count; r++)
+        int maxBegin = 0, minEnd = int.MaxValue;
+        int* positions = _position, headOf = _head, begins = _begin, ends = _end, aligned = _aligned;
+        float* slopes = NegativeSlope;
+        // Packed row t is position t / heads of head firstHead + t % heads: stepped, not divided.
+        int i = firstRow / heads, headInGroup = firstRow % heads;
+        for (int r = 0; r < count; r++, headInGroup = headInGroup + 1 == heads ? 0 : headInGroup + 1, i += headInGroup == 0 ? 1 : 0)
         {
-            int t = firstRow + r;
-            int i = t / heads, head = firstHead + t % heads;
+            int head = firstHead + headInGroup;
             var (begin, end) = plan.VisibleKeys(i, queryCount, keyCount);
-            _position[r] = i;
-            _head[r] = head;
-            _begin[r] = begin;
-            _end[r] = end;
-            _aligned[r] = i + keyCount - queryCount;
-            _maxBegin = Math.Max(_maxBegin, begin);
-            _minEnd = Math.Min(_minEnd, end);
-            NegativeSlope[r] = plan.NegativeAlibiSlope(sequence, head);
+            positions[r] = i;
+            headOf[r] = head;
+            begins[r] = begin;
+            ends[r] = end;
+            aligned[r] = i + keyCount - queryCount;
+            maxBegin = Math.Max(maxBegin, begin);
+            minEnd = Math.Min(minEnd, end);
+            slopes[r] = plan.NegativeAlibiSlope(sequence, head);
         }
+        _maxBegin = maxBegin;
+        _minEnd = minEnd;
         for (int r = count; r < Lanes; r++)
         {
             NegativeSlope[r] = 0f;
