@@ -39,7 +39,7 @@ internal static unsafe class KeyValueTiles<TOps, TVec>
         TensorRows tensor, int width, float* scratch, int scratchStride, out nint rowStride, bool alongRows = false)
     {
         var (entry, row, run) = plan.Layout.KeyRun(sequence, first, count);
-        if (run == count && (alongRows ? tensor.DType == DType.Float32 : ReadableInPlace(tensor)))
+        if (run == count && ReadableInPlace(tensor, alongRows))
         {
             rowStride = (nint)tensor.RowStride;
             return (float*)tensor.At(entry, row, kvHead);
@@ -60,8 +60,12 @@ internal static unsafe class KeyValueTiles<TOps, TVec>
     /// </summary>
     private static bool AliasesInL1(long rowBytes) => (rowBytes & 511) == 0;
 
-    /// <summary>Whether rows of <paramref name="tensor"/> are fp32 at a stride the products may read in place.</summary>
-    public static bool ReadableInPlace(TensorRows tensor) => tensor.DType == DType.Float32 && !AliasesInL1(tensor.RowBytes);
+    /// <summary>
+    /// Whether rows of <paramref name="tensor"/> are fp32 at a stride the products may read in place
+    /// (any stride when <paramref name="alongRows"/>: see <see cref="Rows"/>).
+    /// </summary>
+    public static bool ReadableInPlace(TensorRows tensor, bool alongRows = false) =>
+        tensor.DType == DType.Float32 && (alongRows || !AliasesInL1(tensor.RowBytes));
 
     /// <summary>Row stride of a copied tile: whole registers plus one, so rows do not alias in L1.</summary>
     public static int PaddedStride(int width) => (width + TOps.Count - 1) / TOps.Count * TOps.Count + TOps.Count;

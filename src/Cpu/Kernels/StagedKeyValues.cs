@@ -3,14 +3,14 @@ using System.Runtime.InteropServices;
 namespace FlashAttention.Cpu;
 
 /// <summary>
-/// k and v converted once per forward call to fp32 rows with a padded stride, laid out
-/// (entry, head, row, padded width), when several query tiles read each kv head.
+/// k and/or v converted once per forward call to fp32 rows with a padded stride, laid out
+/// (entry, head, row, padded width), when several work items read each kv head.
 /// </summary>
 /// <remarks>
-/// Without it every work item converts (or, for fp32 at strides that alias in L1, copies)
-/// the key and value tiles it walks, once per query tile: at b 1, s 4096, h 8, d 128, fp32,
-/// one thread, those per-item copies took 52 of 426 ms (2026-11-23), and with fp16/bf16 inputs
-/// each item widens every k/v element again. Staged once, the rows are read in place.
+/// Without it every work item converts (or, for fp32 values at strides that alias in L1, copies)
+/// the key and value tiles it walks: with one query tile per item, at b 1, s 4096, h 8, d 128,
+/// fp32, one thread, those per-item copies took 52 of 426 ms (2026-11-23), and with fp16/bf16
+/// inputs each item widens every k/v element again. Staged once, the rows are read in place.
 /// The buffer is pooled across calls (a fresh one would page-fault on every call).
 /// </remarks>
 internal sealed unsafe class StagedKeyValues : IDisposable
@@ -25,7 +25,7 @@ internal sealed unsafe class StagedKeyValues : IDisposable
     /// Items per kv head from which staging pays. Staging is a pass of its own, bound by memory;
     /// an item's own copies of its k/v tiles overlap its products (the next tile is prefetched).
     /// Measured (fp32, h 8, 2 threads, 2026-11-23): with 2 items per head (s 1024) not staging was
-    /// 1–2 % faster, with 4 and 8 (s 2048, 4096) staging was 1–2 % faster.
+    /// 0–2 % faster, with 4 and 8 (s 2048, 4096) staging was 1–2 % faster.
     /// </summary>
     private const int MinItemsPerKvHead = 4;
 
@@ -44,9 +44,11 @@ internal sealed unsafe class StagedKeyValues : IDisposable
     public TensorRows Values { get; }
 
     /// <summary>
-    /// Stages k and v of <paramref name="plan"/> when that saves work: at least
+    /// Stages k and/or v of <paramref name="plan"/> when that saves work: at least
     /// <see cref="MinItemsPerKvHead"/> work items per kv head on average, and rows that items could
-    /// not read in place (not fp32, or an aliasing stride).
+    /// not read in place (not fp32; for v, also an aliasing stride). A tensor not staged is
+    /// returned as it is. Measured (fp32, h 8, 2 threads, s 2048, 2026-11-23): staging v alone
+    /// was 1 % faster than staging k too, and 2 % faster than not staging.
     /// </summary>
     public static StagedKeyValues? TryCreate<TOps, TVec>(AttentionPlan plan, int itemCount, int maxWorkers)
         where TOps : struct, IVectorOps<TOps, TVec>
@@ -56,11 +58,14 @@ internal sealed unsafe class StagedKeyValues : IDisposable
         var value = plan.Value;
         int kvHeads = plan.Layout.Batch * plan.Problem.NheadsKv;
         if (itemCount < MinItemsPerKvHead * kvHeads) return null;
-        if (KeyValueTiles<TOps, TVec>.ReadableInPlace(key) && KeyValueTiles<TOps, TVec>.ReadableInPlace(value)) return null;
+        // Keys are read along their rows (in place when fp32, whatever the stride), values across them.
+        bool stageKeys = !KeyValueTiles<TOps, TVec>.ReadableInPlace(key, alongRows: true);
+        bool stageValues = !KeyValueTiles<TOps, TVec>.ReadableInPlace(value, alongRows: false);
+        if (!stageKeys && !stageValues) return null;
 
         int keyWidth = KeyValueTiles<TOps, TVec>.PaddedStride(plan.HeadDim);
         int valueWidth = KeyValueTiles<TOps, TVec>.PaddedStride(plan.HeadDimV);
-        long keyFloats = key.RowCount * keyWidth, valueFloats = value.RowCount * valueWidth;
+        long keyFloats = stageKeys ? key.RowCount * keyWidth : 0, valueFloats = stageValues ? value.RowCount * valueWidth : 0;
         long bytes = (keyFloats + valueFloats) * sizeof(float);
         if (bytes > MaxBytes) return null;
 
@@ -72,13 +77,16 @@ internal sealed unsafe class StagedKeyValues : IDisposable
         }
         buffer ??= new PooledBuffer(bytes);
         var staged = new StagedKeyValues(buffer,
-            key.Staged(buffer.Start, keyWidth), value.Staged(buffer.Start + keyFloats, valueWidth));
+            stageKeys ? key.Staged(buffer.Start, keyWidth) : key,
+            stageValues ? value.Staged(buffer.Start + keyFloats, valueWidth) : value);
         int units = key.Entries * key.Heads;
         WorkScheduler.Run(units, maxWorkers, () => NoState.Instance, (_, unit) =>
         {
             int entry = unit / key.Heads, head = unit % key.Heads;
-            Convert<TOps, TVec>(key, staged.Keys, entry, head, plan.HeadDim);
-            Convert<TOps, TVec>(value, staged.Values, entry, head, plan.HeadDimV);
+            if (stageKeys)
+                Convert<TOps, TVec>(key, staged.Keys, entry, head, plan.HeadDim);
+            if (stageValues)
+                Convert<TOps, TVec>(value, staged.Values, entry, head, plan.HeadDimV);
         });
         return staged;
     }
