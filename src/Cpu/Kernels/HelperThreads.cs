@@ -22,21 +22,45 @@ internal static partial class HelperThreads
 {
     private static readonly Lazy<Helper[]> s_helpers = new(Create);
 
-    /// <summary>Wakes up to <paramref name="count"/> idle helpers into <paramref name="share"/>; busy ones (another call's) are skipped.</summary>
-    public static void Start(WorkShare share, int count)
+    /// <summary>
+    /// Wakes up to <paramref name="count"/> idle helpers into <paramref name="share"/> (busy ones,
+    /// another call's, are skipped) and returns the caller's rank among the participants.
+    /// </summary>
+    /// <remarks>
+    /// Participants are ranked by CPU, so that on a machine where every CPU takes part a CPU gets
+    /// the same rank, and so the same items of <see cref="WorkShare"/>'s queues, call after call.
+    /// </remarks>
+    public static int Start(WorkShare share, int count)
     {
         var helpers = s_helpers.Value;
         int callerCpu = Pinning.CurrentCpu();
         int first = Math.Max(0, Array.FindIndex(helpers, h => h.Cpu == callerCpu));
-        for (int i = 0; i < helpers.Length && count > 0; i++)
+        Span<int> claimed = stackalloc int[Math.Min(count, helpers.Length)];
+        int n = 0;
+        for (int i = 0; i < helpers.Length && n < claimed.Length; i++)
         {
-            var helper = helpers[(first + i) % helpers.Length];
+            int index = (first + i) % helpers.Length;
+            var helper = helpers[index];
             if (helper.Cpu >= 0 && helper.Cpu == callerCpu) continue;
             if (!helper.TryClaim()) continue;
-            share.AddHelper();
-            helper.Wake(share);
-            count--;
+            claimed[n++] = index;
         }
+        // Ranks in CPU order (unpinned: the caller first, then helpers in the order claimed).
+        int callerRank = 0;
+        for (int i = 0; i < n; i++)
+            if (helpers[claimed[i]].Cpu < callerCpu) callerRank++;
+        share.SetParticipants(n + 1);
+        for (int i = 0; i < n; i++)
+        {
+            var helper = helpers[claimed[i]];
+            int rank = 0;
+            for (int j = 0; j < n; j++)
+                if (helpers[claimed[j]].Cpu < helper.Cpu || (helpers[claimed[j]].Cpu == helper.Cpu && j < i)) rank++;
+            if (callerCpu < helper.Cpu || (callerCpu == helper.Cpu)) rank++;
+            share.AddHelper();
+            helper.Wake(share, rank);
+        }
+        return callerRank;
     }
 
     private static Helper[] Create()
@@ -70,6 +94,7 @@ internal static partial class HelperThreads
     {
         private readonly SemaphoreSlim _wake = new(0);
         private WorkShare? _share;
+        private int _rank;
         private int _claimed;
 
         public Helper(int cpu)
@@ -83,9 +108,10 @@ internal static partial class HelperThreads
 
         public bool TryClaim() => Interlocked.CompareExchange(ref _claimed, 1, 0) == 0;
 
-        public void Wake(WorkShare share)
+        public void Wake(WorkShare share, int rank)
         {
             _share = share;
+            _rank = rank;
             _wake.Release();
         }
 
@@ -98,7 +124,7 @@ internal static partial class HelperThreads
                 WaitForWork(_wake);
                 var share = _share!;
                 _share = null;
-                share.Participate();
+                share.Participate(_rank);
                 // Idle again before the caller learns the share is done, so its next call finds this helper free.
                 Volatile.Write(ref _claimed, 0);
                 share.HelperFinished();

@@ -16,11 +16,15 @@ internal sealed unsafe class NativeScratch : IDisposable
     // One block holds a worker's tiles at d = 128 (about 230 KB).
     private const nuint BlockBytes = 256 << 10;
 
-    // One arena per core is kept (a call runs at most that many workers at a time); arenas beyond
-    // that, and arenas grown past PooledBytes (split-KV partials of a long prefill), are freed.
+    // Arenas are kept per CPU: the one a worker returns on CPU c is rented next on c, where its
+    // lines are still cached (caller threads move between CPUs; the VM's two vCPUs pass a line
+    // across in ~250 ns). Besides those, up to one per core waits in a shared pool (concurrent
+    // calls); arenas beyond that, and arenas grown past PooledBytes (split-KV partials of a long
+    // prefill), are freed.
     private const nuint PooledBytes = 4 << 20;
     private static readonly int s_poolLimit = Environment.ProcessorCount;
     private static readonly ConcurrentBag<NativeScratch> s_pool = [];
+    private static readonly NativeScratch?[] s_perCpu = new NativeScratch?[Math.Max(Environment.ProcessorCount, 1024)];
 
     private readonly List<(nint Start, nuint Size)> _blocks = [];
     private int _current;
@@ -30,8 +34,14 @@ internal sealed unsafe class NativeScratch : IDisposable
     {
     }
 
-    /// <summary>An empty arena, from the pool when one is there.</summary>
-    public static NativeScratch Rent() => s_pool.TryTake(out var scratch) ? scratch : new NativeScratch();
+    /// <summary>An empty arena: the one last returned on this CPU, else one from the pool, else a new one.</summary>
+    public static NativeScratch Rent()
+    {
+        int cpu = Thread.GetCurrentProcessorId();
+        if ((uint)cpu < (uint)s_perCpu.Length && Interlocked.Exchange(ref s_perCpu[cpu], null) is { } local)
+            return local;
+        return s_pool.TryTake(out var scratch) ? scratch : new NativeScratch();
+    }
 
     /// <param name="count">Floats.</param>
     /// <param name="clear">Whether to zero them (not needed for a buffer always written before it is read).</param>
@@ -66,10 +76,16 @@ internal sealed unsafe class NativeScratch : IDisposable
     {
         _current = 0;
         _used = 0;
-        if (_capacity <= PooledBytes && s_pool.Count < s_poolLimit)
+        if (_capacity <= PooledBytes)
         {
-            s_pool.Add(this);
-            return;
+            int cpu = Thread.GetCurrentProcessorId();
+            if ((uint)cpu < (uint)s_perCpu.Length && Interlocked.CompareExchange(ref s_perCpu[cpu], this, null) is null)
+                return;
+            if (s_pool.Count < s_poolLimit)
+            {
+                s_pool.Add(this);
+                return;
+            }
         }
         foreach (var (start, _) in _blocks)
             NativeMemory.AlignedFree((void*)start);
