@@ -104,6 +104,11 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
 
     private static int RoundUpToLanes(int count) => (count + TOps.Count - 1) / TOps.Count * TOps.Count;
 
+    // The per-item methods, like the kernels they call, are compiled fully optimised at their
+    // first call: left to tiered compilation they ran as tier-0 and instrumented code for the
+    // first calls of a process, and their background recompilation took CPU time from the calls
+    // that followed (2 vCPUs: a helper waiting for a CPU stalls the whole call).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunItem(Worker worker, int item)
     {
         var plan = _plan;
@@ -163,6 +168,7 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
     }
 
     /// <summary>One key tile for one query tile: scores, softmax, outᵀ += Vᵀ·P.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Step(Worker worker, QueryBlock block, int first, int keys, float* keyRows, nint keyStride, float* valueRows, nint valueStride)
     {
         var plan = _plan;
@@ -191,6 +197,7 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
     /// <see cref="Worker.Staging"/> first. Either way the rows are read in blocks whose loads are
     /// independent, so the cache misses of many rows overlap.
     /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void PackQueries(Worker worker, QueryBlock block)
     {
         var plan = _plan;
@@ -217,6 +224,7 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
     }
 
     /// <summary>P̃ = P · keep / (1 − p) on the visible keys of each row; the running sum keeps the undropped P.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ApplyDropout(Worker worker, QueryRowBlock rows, DropoutPlan dropout, int first, int keys)
     {
         for (int r = 0; r < rows.Count; r++)
@@ -251,6 +259,7 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
     }
 
     /// <summary>Each row r = outᵀ column r · its normaliser, transposed into the output (fp32) or via <see cref="Worker.Staging"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteOut(Worker worker, QueryBlock block)
     {
         var plan = _plan;
@@ -277,6 +286,7 @@ internal sealed unsafe class ForwardKernel<TOps, TVec>
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WritePartials(Worker worker, QueryBlock block, int split)
     {
         var plan = _plan;

@@ -73,12 +73,15 @@ internal static partial class HelperThreads
 
     /// <summary>
     /// How long an idle helper (and a caller waiting for its helpers) polls before it blocks.
-    /// A blocked thread takes 0.05–0.3 ms to run again once woken on this workplace's VM
-    /// (measured 2026-11-23), a sixth of a seqlen-512 call, and calls from one model come back to
-    /// back; polling yields the CPU to any other runnable thread, so it costs only idle time.
-    /// ONNX Runtime's pool spins for longer (tens of milliseconds).
+    /// A blocked thread takes 0.05–3 ms to run again once woken on this workplace's VM (measured
+    /// 2026-11-23; a seqlen-512 call lasts 1.6 ms), and calls from one model come back to back.
+    /// The window must outlast the rest of the call: a helper that started late had few items
+    /// and finished early, and with a 0.5 ms window it was asleep again when the next call came,
+    /// so that it started late again (the caller then ran 5–8 of 8 items, calls took 2.5–3 ms).
+    /// Polling yields the CPU to any other runnable thread, so it costs only idle time; ONNX
+    /// Runtime's pool spins for longer (tens of milliseconds).
     /// </summary>
-    internal static readonly long SpinTicks = Stopwatch.Frequency / 2000;
+    internal static readonly long SpinTicks = Stopwatch.Frequency / 200;
 
     /// <summary>Takes one count of <paramref name="semaphore"/>, polling for <see cref="SpinTicks"/> before blocking.</summary>
     private static void WaitForWork(SemaphoreSlim semaphore)

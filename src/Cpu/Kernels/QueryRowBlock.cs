@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace FlashAttention.Cpu;
 
 /// <summary>
@@ -62,6 +64,7 @@ internal sealed unsafe class QueryRowBlock
     /// <summary>End of the visible keys of row <paramref name="row"/>.</summary>
     public int End(int row) => _end[row];
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Fill(AttentionPlan plan, int sequence, int firstHead, int heads, int firstRow, int count, int laneWidth)
     {
         var layout = plan.Layout;
@@ -100,6 +103,7 @@ internal sealed unsafe class QueryRowBlock
     public bool NeedsMask(int firstKey, int keyCount) => _maxBegin > firstKey || _minEnd < firstKey + keyCount;
 
     /// <summary>Sets the tile-relative lane vectors for the tile starting at <paramref name="firstKey"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void SetTile(int firstKey, int keyCount)
     {
         for (int r = 0; r < Count; r++)
