@@ -9,7 +9,7 @@
 #   tools/device/gpu-check.sh [options]
 #
 #   --stages LIST      comma-separated, in this order: build, native-tests, dotnet-tests, sanitize, bench,
-#                      decode [default: all]. A stage that fails does not stop the next ones; stages that
+#                      decode, profile [default: all but profile]. A stage that fails does not stop the next ones; stages that
 #                      need the backend's library are skipped (not failed) when there is none.
 #   --backend NAME     cuda_sm80 [default] or hopper_sm90 (cmake FA_BUILD_<NAME>=ON, tests, bench); cpu
 #                      skips the build and benchmarks the managed backend (pipeline checks without a GPU)
@@ -34,6 +34,8 @@
 #   --no-peers         benchmark ours only (no PyTorch SDPA)
 #   --also-backend NAME  build this backend too and benchmark it in the same grid (merged into bench.json
 #                      as ours:NAME, a peer of --backend in ratios.md), e.g. cuda_sm80 next to hopper_sm90
+#   --profile-args "ARGS"  the profile stage's problem, as `flashattn bench` options [default: "--seqlen 4096
+#                      --causal false --direction bwd"]; one profile per --hdims head dim and --dtypes dtype
 #   --deadline SECONDS total time to plan for [default: 570]
 #
 # Stages and what they leave in $OUT (at most 8 files come back; this writes at most these 8):
@@ -50,6 +52,10 @@
 #                 (flash, cuDNN) merged into the same file, `flashattn plot` → bench.json, bench.png
 #   decode        `flashattn bench --decode` (q = 1 row, kv 8k–64k, batch 8–64, GB/s vs a device copy), the
 #                 SDPA peers likewise → decode.json, decode.png
+#   profile       Nsight Compute (ncu --set full, clocks left alone) on the hot kernel of ours and of PyTorch's
+#                 flash backend (FlashAttention 2) for the --profile-args problem, one launch each, so
+#                 that instruction counts, stall reasons and shared-memory traffic compare side by side
+#                 → profile.txt (not in the default stages)
 #   (always) ratios.md: bench/ratios.py over the JSON files (peer ms / ours ms, also stored in each file)
 #   (always) log: everything printed, ending with the summary
 #
@@ -64,11 +70,8 @@ cd "$(dirname "$0")/../.." || exit 2
 root=$(pwd)
 
 # ------------------------------------------------------------------------------------------ options
-all_stages=(build native-tests dotnet-tests sanitize bench decode)
-stages=$(
-  IFS=,
-  echo "${all_stages[*]}"
-)
+all_stages=(build native-tests dotnet-tests sanitize bench decode profile)
+stages=build,native-tests,dotnet-tests,sanitize,bench,decode
 backend=cuda_sm80
 also_backend=""
 hdims=64,128
@@ -84,6 +87,7 @@ sanitize_tools=memcheck,racecheck
 driver_args=--quick
 bench_args=""
 decode_args=""
+profile_args="--seqlen 4096 --causal false --direction bwd"
 peers=1
 deadline=570
 
@@ -112,6 +116,7 @@ while [ $# -gt 0 ]; do
     --driver-args) need "$@"; driver_args=$2; shift ;;
     --bench-args) need "$@"; bench_args=$2; shift ;;
     --decode-args) need "$@"; decode_args=$2; shift ;;
+    --profile-args) need "$@"; profile_args=$2; shift ;;
     --no-peers) peers=0 ;;
     --deadline) need "$@"; deadline=$2; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -130,7 +135,7 @@ case "$tests" in gpu | all | custom) ;; *) echo "gpu-check: --tests is gpu or al
 OUT=${OUT:-$root/build/gpu-check-out}
 mkdir -p "$OUT"
 # Only the files this script writes (OUT may be a folder with other things in it, here).
-rm -f "$OUT"/{log,prebuilt.tar.gz,tests.trx,bench.json,bench.png,decode.json,decode.png,ratios.md}
+rm -f "$OUT"/{log,prebuilt.tar.gz,tests.trx,bench.json,bench.png,decode.json,decode.png,ratios.md,profile.txt}
 log="$OUT/log"
 : >"$log"
 exec > >(tee -a "$log") 2>&1
@@ -535,6 +540,42 @@ stage_decode() {
   bench_grid "decode grid" "$OUT/decode.json" "$OUT/decode.png" "${filters[@]}" "${extra[@]}"
 }
 
+stage_profile() {
+  needs_lib || return 77
+  command -v ncu >/dev/null 2>&1 || { note="ncu not found"; return 1; }
+  export FLASHATTN_NATIVE_DIR="$lib_dir"
+  # The hot kernel of each implementation, by direction (ours per backend, then FlashAttention 2's).
+  local direction ours_kernel fa2_kernel
+  direction=$(sed -n 's/.*--direction \([a-z+]*\).*/\1/p' <<<"$profile_args")
+  case "$backend:${direction:-fwd}" in
+    cuda_sm80:bwd) ours_kernel=bwd_main_kernel ;;
+    cuda_sm80:*) ours_kernel=flash_fwd_kernel ;;
+    hopper_sm90:*) ours_kernel=fwd_kernel ;;
+    *) ours_kernel=kernel ;;
+  esac
+  case "${direction:-fwd}" in
+    bwd) fa2_kernel=flash_bwd_dq_dk_dv ;;
+    *) fa2_kernel=flash_fwd_kernel ;;
+  esac
+  local ncu=(ncu --clock-control none --set full --print-details all --launch-count 1)
+  local failed=() extra=() d t
+  read -ra extra <<<"$profile_args"
+  local per=$(($(remaining) / 4))
+  for d in ${hdims//,/ }; do
+    for t in ${dtypes//,/ }; do
+      local shape=(--headdim "$d" --dtype "$t" "${extra[@]}" --warmup 1 --iters 1)
+      echo "=== ours:$backend d=$d $t $profile_args (kernel ~ $ours_kernel)" >>"$OUT/profile.txt"
+      limit "$per" "${ncu[@]}" -k "regex:$ours_kernel" "${cli[@]}" bench --backend "$backend" "${shape[@]}" \
+        --out /tmp/profile-ours.json >>"$OUT/profile.txt" 2>&1 || failed+=("ours d$d")
+      echo "=== torch-sdpa-flash d=$d $t $profile_args (kernel ~ $fa2_kernel)" >>"$OUT/profile.txt"
+      limit "$per" "${ncu[@]}" -k "regex:$fa2_kernel" "$python" bench/peers/torch_sdpa.py --impl flash "${shape[@]}" \
+        --out /tmp/profile-peer.json >>"$OUT/profile.txt" 2>&1 || failed+=("flash d$d")
+    done
+  done
+  note="profile.txt $(wc -c <"$OUT/profile.txt") bytes"
+  [ ${#failed[@]} -eq 0 ] || { note="$note; failed: ${failed[*]}"; return 1; }
+}
+
 # ------------------------------------------------------------------------------------------ run
 if ! want build && [ -n "$prebuilt" ]; then
   # No build stage: use the prebuilt libraries as they are (warning when their stamp differs).
@@ -546,6 +587,7 @@ stage dotnet-tests 240 stage_dotnet_tests
 stage sanitize 240 stage_sanitize
 stage bench 200 stage_bench
 stage decode 120 stage_decode
+stage profile 300 stage_profile
 
 ratio_files=()
 for f in "$OUT/bench.json" "$OUT/decode.json"; do [ -f "$f" ] && ratio_files+=("$f"); done

@@ -1,8 +1,9 @@
 /*
  * bwd_primitives.cuh — what the sm80 backward needs beyond the shared vocabulary of
  * sm80_primitives.cuh (mma_16816, ldmatrix, cp_async_16, pack2, exp2_approx) and the
- * dropout RNG of philox.cuh: a 4-byte cp.async, 16-bit pairs back to fp32, tanh, and an
- * acquire load for the deterministic-mode counters. Lives in fa_sm80::bwd.
+ * dropout RNG of philox.cuh: a 4-byte cp.async, 16-bit pairs back to fp32, tanh, an acquire
+ * load for the deterministic-mode counters, and the fragment order of the dQ accumulator.
+ * Lives in fa_sm80::bwd.
  */
 #ifndef FA_SM80_BWD_PRIMITIVES_CUH
 #define FA_SM80_BWD_PRIMITIVES_CUH
@@ -46,15 +47,34 @@ __device__ __forceinline__ int ld_acquire_gpu(const int* p) {
     return v;
 }
 
-/* *addr += a, *(addr + 1) += b (addr 8-byte aligned): one red.global.add.v2.f32 on sm_90 with a
-   CUDA >= 12.1 toolchain, two scalar reductions otherwise. */
-__device__ __forceinline__ void red_add_f32x2(float* addr, float a, float b) {
+/*
+ * The fp32 dQ accumulator is stored in MMA C fragments: one m16 x n8 fragment (rows g and g + 8,
+ * columns 2t and 2t + 1 of lane 4g + t; element e = 2 * (row >= 8) + (column odd)) is 128
+ * contiguous floats, in the order that makes one warp's addition of a whole fragment cheapest:
+ *   sm_90: lane * 4 + e  — one red.global.add.v4.f32 per lane, 512 contiguous bytes per warp;
+ *   older: e * 32 + lane — four scalar reductions, each 128 contiguous bytes (one cache line).
+ * (A row-major accumulator made each warp instruction touch 8 rows, 8 cache lines: twice
+ * FlashAttention 2's L1 requests for the same reductions.) The main kernel and the postprocess
+ * kernel are compiled for the same architecture, so they agree on the order.
+ */
+__device__ __forceinline__ int dq_fragment_slot(int lane, int e) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    return lane * 4 + e;
+#else
+    return e * 32 + lane;
+#endif
+}
+
+/* fragment[slot(lane, e)] += c[e] for e = 0..3 (fragment 16-byte aligned). */
+__device__ __forceinline__ void red_add_fragment(float* fragment, int lane, const float (&c)[4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && \
     (__CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 1))
-    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(addr), "f"(a), "f"(b) : "memory");
+    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(fragment + dq_fragment_slot(lane, 0)),
+                 "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3])
+                 : "memory");
 #else
-    atomicAdd(addr, a);
-    atomicAdd(addr + 1, b);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) atomicAdd(fragment + dq_fragment_slot(lane, e), c[e]);
 #endif
 }
 

@@ -2,8 +2,8 @@
  * flash_bwd_kernel.cuh — the FlashAttention-2 backward pass for sm_80..sm_90 (mma.sync).
  *
  * Four kernels, launched in this order by flash_bwd_launch.cuh:
- *  1. preprocess   D_i = sum_c dO_ic * O_ic per (row, head) into the workspace; zeroes the
- *                  row's fp32 dQ accumulator.
+ *  1. preprocess   D_i = sum_c dO_ic * O_ic per (row, head) into the workspace (the fp32 dQ
+ *                  accumulator is zeroed by a memset before it).
  *  2. dsink        (only with sinks) dsink_h = -sum_{b,i} exp(sink_h - LSE) * D, one CTA per head,
  *                  summed in a fixed order (bitwise reproducible).
  *  3. main         one CTA per (block of BlockK keys, kv head, sequence). K and V of the block
@@ -11,7 +11,8 @@
  *                  every block of BlockQ query rows that sees one of its keys, recomputing
  *                  S^T = K Q^T and P = exp(S - LSE), and accumulating dV += P~^T dO and
  *                  dK += dS^T Q in registers (no atomics for dK/dV, GQA included). dQ = dS K of
- *                  each step is added into the fp32 workspace with atomics. Deterministic mode:
+ *                  each step is added into the fp32 workspace with atomics, whole MMA fragments
+ *                  at a time (dq_fragment). Deterministic mode:
  *                  the CTAs that touch one (head, query block) add in increasing key-block
  *                  order, handed on by a per-(head, query block) counter in the workspace
  *                  (a CTA only ever waits for a lower blockIdx.x, which the hardware dispatched
@@ -61,11 +62,13 @@ struct BwdParams {
     const float* lse;
     int64_t lse_batch_stride, lse_head_stride;
 
-    // Workspace: dq_accum (total_q, nheads_q, dq_accum_dim) fp32; dsum (nheads_q, total_q) fp32;
-    // sem (nheads_q, sem_per_head) int32, deterministic mode only.
+    // Workspace: dq_accum fp32 in C fragments (dq_fragment below; dq_accum_groups row groups of
+    // 16 x nheads_q x dq_accum_dim); dsum (nheads_q, total_q) fp32; sem (nheads_q, sem_per_head)
+    // int32, deterministic mode only.
     float* dq_accum;
     float* dsum;
     int* sem;
+    int64_t dq_accum_groups;
     int dq_accum_dim;
     int sem_per_head;
 
@@ -139,6 +142,17 @@ __device__ __forceinline__ SeqInfo seq_info(const BwdParams& p, int b) {
 __device__ __forceinline__ int floor_div(int a, int b) {
     const int q = a / b;
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* dq_accum: rows in groups of 16, each sequence starting a new group (row group of row i of
+ * sequence b: (q_flat0 + 16 b) / 16 + i / 16; the groups of consecutive sequences do not overlap,
+ * and there are at most total_q / 16 + batch + 1 of them); per (row group, head) the columns in
+ * groups of 8: the m16 x n8 C fragment of dq_fragment_slot (bwd_primitives.cuh), 128 floats. */
+__device__ __forceinline__ int64_t dq_row_group(const SeqInfo& s, int b, int row) {
+    return (s.q_flat0 + 16 * static_cast<int64_t>(b)) / 16 + row / 16;
+}
+__device__ __forceinline__ float* dq_fragment(const BwdParams& p, int64_t row_group, int h, int col) {
+    return p.dq_accum + ((row_group * p.nheads_q + h) * (p.dq_accum_dim / 8) + col / 8) * 128;
 }
 
 /* ---- warp-level products on shared-memory tiles ----------------------------------------
@@ -588,22 +602,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                 __syncthreads();
             }
             {
+                // Whole fragments: rows past the sequence hold dS = 0 (P is masked there) and stay in
+                // this sequence's row groups; fragments entirely past it are skipped.
                 const SeqInfo s = seq_info(p, b);
-                const int64_t row_stride = static_cast<int64_t>(p.nheads_q) * p.dq_accum_dim;
-                float* dqa = p.dq_accum + (s.q_flat0 + i0) * row_stride + static_cast<int64_t>(h) * p.dq_accum_dim;
+                const int r0 = i0 + wq_q * Cfg::kQWarpQ;
+                const int64_t group0 = dq_row_group(s, b, r0);
 #pragma unroll
-                for (int mt = 0; mt < MT_Q; ++mt)
+                for (int mt = 0; mt < MT_Q; ++mt) {
+                    if (r0 + mt * 16 < s.sq) {
 #pragma unroll
-                    for (int hh = 0; hh < 2; ++hh) {
-                        const int r = wq_q * Cfg::kQWarpQ + mt * 16 + g + 8 * hh;
-                        if (i0 + r < s.sq) {
-                            float* dst = dqa + r * row_stride + wq_d * Cfg::kQWarpD + 2 * tq;
-#pragma unroll
-                            for (int nt = 0; nt < NT_Q; ++nt) {
-                                red_add_f32x2(dst + nt * 8, acc_dq[mt][nt][2 * hh], acc_dq[mt][nt][2 * hh + 1]);
-                            }
-                        }
+                        for (int nt = 0; nt < NT_Q; ++nt)
+                            red_add_fragment(dq_fragment(p, group0 + mt, h, wq_d * Cfg::kQWarpD + nt * 8), lane, acc_dq[mt][nt]);
                     }
+                }
             }
             if (p.deterministic) {
                 __threadfence();
@@ -750,8 +761,6 @@ __global__ void __launch_bounds__(256) bwd_preprocess_kernel(const BwdParams p) 
 #pragma unroll
     for (int mask = 16; mask > 0; mask >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, mask);
     if (lane == 0) p.dsum[static_cast<int64_t>(h) * p.total_q + token] = sum;
-    float4* acc = reinterpret_cast<float4*>(p.dq_accum + pair * p.dq_accum_dim);
-    for (int c = lane; c < p.dq_accum_dim / 4; c += 32) acc[c] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 }
 
 /* ---- dsink_h = -sum exp(sink_h - LSE) D over every row of head h, fixed order ------------ */
@@ -787,28 +796,37 @@ __global__ void __launch_bounds__(kThreads) bwd_dsink_kernel(const BwdParams p) 
 
 template <typename Element>
 __global__ void __launch_bounds__(256) bwd_postprocess_kernel(const BwdParams p) {
+    // Block (row group x of sequence y): 16 rows x nheads_q x 8-column chunks, a thread per chunk.
+    const int b = blockIdx.y;
+    const SeqInfo s = seq_info(p, b);
+    const int row0 = blockIdx.x * 16;
+    if (row0 >= s.sq) return;
     const int chunks = p.headdim / 8;
-    const int64_t idx = static_cast<int64_t>(blockIdx.x) * 256 + threadIdx.x;
-    if (idx >= static_cast<int64_t>(p.total_q) * p.nheads_q * chunks) return;
-    const int c = static_cast<int>(idx % chunks);
-    const int64_t pair = idx / chunks;
-    const int64_t token = pair / p.nheads_q;
-    const int h = static_cast<int>(pair % p.nheads_q);
-    int64_t entry = 0, row = token;
-    if (p.cu_q == nullptr) {
-        entry = token / p.seqlen_q;
-        row = token % p.seqlen_q;
+    const int items = 16 * p.nheads_q * chunks;
+    const int64_t group = dq_row_group(s, b, row0);
+    for (int idx = threadIdx.x; idx < items; idx += 256) {
+        const int c = idx % chunks, h = (idx / chunks) % p.nheads_q, r = idx / (chunks * p.nheads_q);
+        const int row = row0 + r;
+        if (row >= s.sq) break;  // idx grows with r
+        // Row r of the fragment is row g = r % 8 of lanes 4g + t (t = column pair), element half r / 8.
+        const float* fragment = dq_fragment(p, group, h, c * 8);
+        const int e0 = 2 * (r >> 3);
+        float v[8];
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+            const int lane = 4 * (r & 7) + t;
+            v[2 * t] = fragment[dq_fragment_slot(lane, e0)];
+            v[2 * t + 1] = fragment[dq_fragment_slot(lane, e0 + 1)];
+        }
+        uint4 out;
+        out.x = pack2<Element>(v[0] * p.scale, v[1] * p.scale);
+        out.y = pack2<Element>(v[2] * p.scale, v[3] * p.scale);
+        out.z = pack2<Element>(v[4] * p.scale, v[5] * p.scale);
+        out.w = pack2<Element>(v[6] * p.scale, v[7] * p.scale);
+        Element* dst = static_cast<Element*>(p.dq) + s.entry * p.dq_batch_stride + (s.q_row0 + row) * p.dq_row_stride +
+                       static_cast<int64_t>(h) * p.dq_head_stride + c * 8;
+        *reinterpret_cast<uint4*>(dst) = out;
     }
-    const float4* src = reinterpret_cast<const float4*>(p.dq_accum + pair * p.dq_accum_dim + c * 8);
-    const float4 a = src[0], bq = src[1];
-    uint4 out;
-    out.x = pack2<Element>(a.x * p.scale, a.y * p.scale);
-    out.y = pack2<Element>(a.z * p.scale, a.w * p.scale);
-    out.z = pack2<Element>(bq.x * p.scale, bq.y * p.scale);
-    out.w = pack2<Element>(bq.z * p.scale, bq.w * p.scale);
-    Element* dst = static_cast<Element*>(p.dq) + entry * p.dq_batch_stride + row * p.dq_row_stride +
-                   static_cast<int64_t>(h) * p.dq_head_stride + c * 8;
-    *reinterpret_cast<uint4*>(dst) = out;
 }
 
 /* ---- raw k rows that are no key (leftpad_k, past seqused_k): dk = dv = 0 ----------------- */

@@ -36,6 +36,10 @@ fa_status launch_bwd_pre(const BwdParams& p, const fa_params& params, cudaStream
             return fa_set_last_error(FA_ERR_DEVICE, "fa_backward: cudaMemsetAsync of the dq semaphores failed: %s",
                                      cudaGetErrorString(cudaGetLastError()));
     }
+    const size_t dq_bytes = static_cast<size_t>(p.dq_accum_groups) * 16 * p.nheads_q * p.dq_accum_dim * sizeof(float);
+    if (dq_bytes > 0 && cudaMemsetAsync(p.dq_accum, 0, dq_bytes, stream) != cudaSuccess)
+        return fa_set_last_error(FA_ERR_DEVICE, "fa_backward: cudaMemsetAsync of the dq accumulator failed: %s",
+                                 cudaGetErrorString(cudaGetLastError()));
     const int64_t pairs = static_cast<int64_t>(p.total_q) * p.nheads_q;
     if (pairs > 0) {
         const int64_t blocks = (pairs + 7) / 8;
@@ -50,8 +54,10 @@ fa_status launch_bwd_pre(const BwdParams& p, const fa_params& params, cudaStream
 
 template <typename Element>
 void launch_bwd_post(const BwdParams& p, cudaStream_t stream) {
-    const int64_t n = static_cast<int64_t>(p.total_q) * p.nheads_q * (p.headdim / 8);
-    if (n > 0) bwd_postprocess_kernel<Element><<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(p);
+    // One block per (16-row group, sequence); seqlen_q is the longest sequence (varlen: max_seqlen_q).
+    const int64_t groups = (static_cast<int64_t>(p.seqlen_q) + 15) / 16;
+    if (groups > 0 && p.batch > 0 && p.total_q > 0)
+        bwd_postprocess_kernel<Element><<<dim3(static_cast<unsigned>(groups), p.batch), 256, 0, stream>>>(p);
 }
 
 template <typename Element, typename Cfg, bool IsCausal, bool kFeatures>

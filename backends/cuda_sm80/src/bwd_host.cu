@@ -4,12 +4,14 @@
 //
 // Workspace layout (each part 256-byte aligned), T = total query rows (dense batch*seqlen_q,
 // varlen cu_seqlens_q[batch]), H = nheads_q, Dp = the instance head dim (32..256):
-//   dq_accum  T x H x Dp fp32     dQ / scale, accumulated by the main kernel with atomics
+//   dq_accum  G x 16 x H x Dp fp32  dQ / scale, accumulated by the main kernel with atomics in
+//                                 MMA-fragment order (flash_bwd_kernel.cuh, dq_fragment); rows in
+//                                 G = T/16 + batch + 1 groups of 16, each sequence from a new group
 //   dsum      H x T fp32          D = rowsum(dO * O)
 //   sem       H x S int32         deterministic mode only: S = (T + batch*BQ)/BQ + 1 counters
 //                                 per head, one per query block (BQ = query block, 64), that
 //                                 order the dQ additions by key block
-// so 4*T*H*(Dp + 1) bytes, plus about 4*T*H/64 in deterministic mode (1.6 % of dq_accum at
+// so about 4*T*H*(Dp + 1) bytes (+ 64*(batch + 1)*H*Dp for the row groups), plus about 4*T*H/64 in deterministic mode (1.6 % of dq_accum at
 // d = 64; the deterministic mode costs no other memory: dK/dV never use atomics).
 #include <cinttypes>
 #include <cmath>
@@ -28,6 +30,7 @@ struct BwdLayout {
     int64_t total_q = 0;
     int dq_dim = 0;
     int sem_per_head = 0;
+    int64_t dq_groups = 0;
     uint64_t dq_accum_offset = 0, dsum_offset = 0, sem_offset = 0, bytes = 0;
 };
 
@@ -41,7 +44,8 @@ BwdLayout bwd_layout(const fa_params& params) {
     const int block_q = bwd::bwd_block_q(head_dim);
     const uint64_t h = params.nheads_q > 0 ? static_cast<uint64_t>(params.nheads_q) : 0;
     l.dq_accum_offset = 0;
-    l.dsum_offset = align_up(static_cast<uint64_t>(l.total_q) * h * l.dq_dim * sizeof(float));
+    l.dq_groups = l.total_q > 0 ? l.total_q / 16 + params.batch + 1 : 0;
+    l.dsum_offset = align_up(static_cast<uint64_t>(l.dq_groups) * 16 * h * l.dq_dim * sizeof(float));
     l.sem_offset = align_up(l.dsum_offset + static_cast<uint64_t>(l.total_q) * h * sizeof(float));
     l.bytes = l.sem_offset;
     if (params.deterministic) {
@@ -188,6 +192,7 @@ fa_status make_bwd_params(const fa_params& params, int instance_head_dim, int bl
     p.dsum = reinterpret_cast<float*>(base + l.dsum_offset);
     p.sem = params.deterministic ? reinterpret_cast<int*>(base + l.sem_offset) : nullptr;
     p.dq_accum_dim = l.dq_dim;
+    p.dq_accum_groups = l.dq_groups;
     p.sem_per_head = l.sem_per_head;
 
     p.batch = params.batch;
