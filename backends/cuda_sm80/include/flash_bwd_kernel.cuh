@@ -389,6 +389,12 @@ __device__ __forceinline__ void pointwise_ds(const float (&acc_s)[MT][NT][4], fl
 
 /* ---- main kernel ----------------------------------------------------------------------- */
 
+/* Where the double-buffered prefetch of the next step is issued: 1 = after the S^T product, 0 = right
+   after the step's barrier (an A/B switch for tuning: -DFA_SM80_BWD_PREFETCH_AFTER_S=0). */
+#ifndef FA_SM80_BWD_PREFETCH_AFTER_S
+#define FA_SM80_BWD_PREFETCH_AFTER_S 1
+#endif
+
 template <typename Element, typename Cfg, bool IsCausal, bool kFeatures>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_kernel(const BwdParams p) {
     constexpr int kD = Cfg::kHeadDim, kBQ = Cfg::kBlockQ, kBK = Cfg::kBlockK, kThreads = Cfg::kThreads;
@@ -452,20 +458,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
         }
     }
 
-    // Step -> query block. Deterministic mode walks the blocks from the last down, so that all CTAs
-    // of a sequence and head reach a query block together and the in-order dQ additions
-    // (ordered by key block, see below) hand over from CTA to CTA without waiting a step;
-    // otherwise from the first up (CTAs on different blocks: less atomic contention).
-    auto block_of = [&](int step) {
-        const int idx = step % m_count;
-        return p.deterministic ? m_begin + m_count - 1 - idx : m_begin + idx;
-    };
+    // Steps walk (query head gi of the GQA group, query block index idx), idx fastest; the loop
+    // keeps (gi, idx) as a cursor, so no step divides. Query block of idx: deterministic mode walks
+    // the blocks from the last down, so that all CTAs of a sequence and head reach a query block
+    // together and the in-order dQ additions (ordered by key block, see below) hand over from CTA
+    // to CTA without waiting a step; otherwise from the first up (CTAs on different blocks: less
+    // atomic contention).
+    auto block_of = [&](int idx) { return p.deterministic ? m_begin + m_count - 1 - idx : m_begin + idx; };
 
     // ---- one step's Q, dO, LSE and D --------------------------------------------------
-    auto load_step = [&](int step, int stage) {
+    auto load_step = [&](int gi, int idx, int stage) {
         const SeqInfo s = seq_info(p, b);  // recomputed: cheaper than keeping it live across the loop
-        const int gi = step / m_count;
-        const int m = block_of(step);
+        const int m = block_of(idx);
         const int h = kvh * p.group + gi;
         const int i0 = m * kBQ;
         const Element* qg = static_cast<const Element*>(p.q) + s.entry * p.q_batch_stride +
@@ -474,17 +478,37 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                              (s.q_row0 + i0) * p.do_row_stride + static_cast<int64_t>(h) * p.do_head_stride;
         const uint32_t sQ = sQ0 + stage * Cfg::kTileQBytes, sDO = sDO0 + stage * Cfg::kTileQBytes;
         constexpr int kIters = (kBQ * kChunks + kThreads - 1) / kThreads;
+        // With whole rows per pass (kThreads a multiple of kChunks), a thread keeps its column and
+        // moves down kThreads / kChunks rows per pass: one pointer each, advanced by a constant.
+        constexpr bool kWholeRows = kThreads % kChunks == 0;
+        constexpr int kRowsPerPass = kThreads / kChunks;
+        const bool full_rows = i0 + kBQ <= s.sq;
+        const int c0 = tid % kChunks, r0 = tid / kChunks;
+        const Element* q_src = qg + static_cast<int64_t>(r0) * p.q_row_stride + c0 * 8;
+        const Element* do_src = dog + static_cast<int64_t>(r0) * p.do_row_stride + c0 * 8;
+        const bool q_col_ok = c0 * 8 < p.headdim, do_col_ok = c0 * 8 < p.headdim_v;
 #pragma unroll
         for (int it = 0; it < kIters; ++it) {
             const int idx = tid + it * kThreads;
             if (kBQ * kChunks % kThreads == 0 || idx < kBQ * kChunks) {
-                const int r = idx / kChunks, c = idx % kChunks;
-                const bool row_ok = i0 + r < s.sq;
-                const bool q_ok = row_ok && c * 8 < p.headdim;
-                const bool do_ok = row_ok && c * 8 < p.headdim_v;
-                const uint32_t dst = (r * kLdD + c * 8) * 2;
-                cp_async_16(sQ + dst, q_ok ? qg + r * p.q_row_stride + c * 8 : qg, q_ok);
-                cp_async_16(sDO + dst, do_ok ? dog + r * p.do_row_stride + c * 8 : dog, do_ok);
+                if constexpr (kWholeRows) {
+                    const int r = r0 + it * kRowsPerPass;
+                    const bool row_ok = full_rows || i0 + r < s.sq;
+                    const bool q_ok = row_ok && q_col_ok, do_ok = row_ok && do_col_ok;
+                    const uint32_t dst = (r * kLdD + c0 * 8) * 2;
+                    cp_async_16(sQ + dst, q_ok ? q_src : qg, q_ok);
+                    cp_async_16(sDO + dst, do_ok ? do_src : dog, do_ok);
+                    q_src += kRowsPerPass * p.q_row_stride;
+                    do_src += kRowsPerPass * p.do_row_stride;
+                } else {
+                    const int r = idx / kChunks, c = idx % kChunks;
+                    const bool row_ok = i0 + r < s.sq;
+                    const bool q_ok = row_ok && c * 8 < p.headdim;
+                    const bool do_ok = row_ok && c * 8 < p.headdim_v;
+                    const uint32_t dst = (r * kLdD + c * 8) * 2;
+                    cp_async_16(sQ + dst, q_ok ? qg + r * p.q_row_stride + c * 8 : qg, q_ok);
+                    cp_async_16(sDO + dst, do_ok ? dog + r * p.do_row_stride + c * 8 : dog, do_ok);
+                }
             }
         }
         // Rows past the sequence read LSE = D = 0: their Q and dO are 0 and the mask zeroes P.
@@ -500,7 +524,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
         }
     };
 
-    if (n_steps > 0) load_step(0, 0);
+    if (n_steps > 0) load_step(0, 0, 0);
     cp_async_commit();
 
     const int ws_k = warp % Cfg::kWarpsSK, ws_q = warp / Cfg::kWarpsSK;
@@ -515,20 +539,31 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc_dk[mt][nt][e] = acc_dv[mt][nt][e] = 0.0f;
 
+    int gi = 0, idx = 0;  // the step's cursor (see block_of)
     for (int step = 0; step < n_steps; ++step) {
         const int stage = Cfg::kStages == 2 ? (step & 1) : 0;
-        const int gi = step / m_count;
-        const int m = block_of(step);
+        const int m = block_of(idx);
+        int next_gi = gi, next_idx = idx + 1;
+        if (next_idx == m_count) {
+            next_idx = 0;
+            ++next_gi;
+        }
         const int h = kvh * p.group + gi;
         const int i0 = m * kBQ;
         const uint32_t sQ = sQ0 + stage * Cfg::kTileQBytes, sDO = sDO0 + stage * Cfg::kTileQBytes;
 
         cp_async_wait<0>();
         __syncthreads();
-        if (Cfg::kStages == 2 && step + 1 < n_steps) {
-            load_step(step + 1, stage ^ 1);
-            cp_async_commit();
-        }
+        // Double buffer: the next step's copies. Issued after the S^T product by default: every warp
+        // reaches this point together, and the address arithmetic then overlaps tensor work
+        // instead of delaying the first MMAs of all eight warps.
+        auto prefetch_next = [&]() {
+            if (Cfg::kStages == 2 && step + 1 < n_steps) {
+                load_step(next_gi, next_idx, stage ^ 1);
+                cp_async_commit();
+            }
+        };
+        if (!FA_SM80_BWD_PREFETCH_AFTER_S) prefetch_next();
 
         // ---- S^T = K Q^T and dP^T = V dO^T (keys x rows) ---------------------------------
         float acc_s[MT_S][NT_S][4], acc_dp[MT_S][NT_S][4];
@@ -540,6 +575,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                 for (int e = 0; e < 4; ++e) acc_s[mt][nt][e] = acc_dp[mt][nt][e] = 0.0f;
         gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(acc_s, sK, kLdD, ws_k * Cfg::kSWarpK, sQ, kLdD,
                                                             ws_q * Cfg::kSWarpQ, lane);
+        if (FA_SM80_BWD_PREFETCH_AFTER_S) prefetch_next();
         constexpr bool kSplit = FA_SM80_BWD_SPLIT_POINTWISE != 0 && !kFeatures;
         if constexpr (!kSplit)
             gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(acc_dp, sV, kLdD, ws_k * Cfg::kSWarpK, sDO, kLdD,
@@ -676,11 +712,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
         // (Shared path, double buffer: dS^T was complete before dV / dK; nothing to wait for.)
         if (Cfg::kRegisterPath || Cfg::kStages == 1) __syncthreads();
         if (Cfg::kStages == 1 && step + 1 < n_steps) {
-            load_step(step + 1, 0);
+            load_step(next_gi, next_idx, 0);
             cp_async_commit();
         }
         if constexpr (Cfg::kRegisterPath) dq_step();
-
+        gi = next_gi;
+        idx = next_idx;
     }
 
     // ---- epilogue: dK * scale and dV, through shared memory, 16-byte stores ---------------
