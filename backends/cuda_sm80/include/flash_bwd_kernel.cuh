@@ -390,9 +390,11 @@ __device__ __forceinline__ void pointwise_ds(const float (&acc_s)[MT][NT][4], fl
 /* ---- main kernel ----------------------------------------------------------------------- */
 
 /* Where the double-buffered prefetch of the next step is issued: 1 = after the S^T product, 0 = right
-   after the step's barrier (an A/B switch for tuning: -DFA_SM80_BWD_PREFETCH_AFTER_S=0). */
+   after the step's barrier, -1 (default) = per head dim: after S^T up to d 64, where the kernel waits
+   on shared memory more than on the tensor pipe (H100, 2026-11-23: d64 +1-2 % after, d128 +1-4 %
+   before). An A/B switch for tuning: -DFA_SM80_BWD_PREFETCH_AFTER_S=0 or 1. */
 #ifndef FA_SM80_BWD_PREFETCH_AFTER_S
-#define FA_SM80_BWD_PREFETCH_AFTER_S 1
+#define FA_SM80_BWD_PREFETCH_AFTER_S -1
 #endif
 
 template <typename Element, typename Cfg, bool IsCausal, bool kFeatures>
@@ -554,16 +556,17 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
 
         cp_async_wait<0>();
         __syncthreads();
-        // Double buffer: the next step's copies. Issued after the S^T product by default: every warp
-        // reaches this point together, and the address arithmetic then overlaps tensor work
-        // instead of delaying the first MMAs of all eight warps.
+        // Double buffer: the next step's copies, here or after the S^T product (every warp reaches this
+        // point together; after S^T the address arithmetic overlaps tensor work instead of delaying
+        // the first MMAs of all eight warps). See FA_SM80_BWD_PREFETCH_AFTER_S.
         auto prefetch_next = [&]() {
             if (Cfg::kStages == 2 && step + 1 < n_steps) {
                 load_step(next_gi, next_idx, stage ^ 1);
                 cp_async_commit();
             }
         };
-        if (!FA_SM80_BWD_PREFETCH_AFTER_S) prefetch_next();
+        constexpr bool kPrefetchAfterS = FA_SM80_BWD_PREFETCH_AFTER_S < 0 ? kD <= 64 : FA_SM80_BWD_PREFETCH_AFTER_S != 0;
+        if (!kPrefetchAfterS) prefetch_next();
 
         // ---- S^T = K Q^T and dP^T = V dO^T (keys x rows) ---------------------------------
         float acc_s[MT_S][NT_S][4], acc_dp[MT_S][NT_S][4];
@@ -575,7 +578,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                 for (int e = 0; e < 4; ++e) acc_s[mt][nt][e] = acc_dp[mt][nt][e] = 0.0f;
         gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(acc_s, sK, kLdD, ws_k * Cfg::kSWarpK, sQ, kLdD,
                                                             ws_q * Cfg::kSWarpQ, lane);
-        if (FA_SM80_BWD_PREFETCH_AFTER_S) prefetch_next();
+        if (kPrefetchAfterS) prefetch_next();
         constexpr bool kSplit = FA_SM80_BWD_SPLIT_POINTWISE != 0 && !kFeatures;
         if constexpr (!kSplit)
             gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(acc_dp, sV, kLdD, ws_k * Cfg::kSWarpK, sDO, kLdD,
