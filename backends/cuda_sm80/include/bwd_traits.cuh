@@ -106,14 +106,10 @@ struct BwdTile;
 
 template <bool P>
 struct BwdTile<32, P> : TileConfig<32, 64, 128, 8, 1, 8, 1, 4, 2, true, 1> {};
-// FA_SM80_BWD_D64_TILE=1 (tuning switch): the register-path tile as the primary one at d 64.
-#if defined(FA_SM80_BWD_D64_TILE) && FA_SM80_BWD_D64_TILE == 1
-template <>
-struct BwdTile<64, true> : TileConfig<64, 64, 128, 8, 1, 8, 1, 4, 2, true, 1> {};
-#else
+// (The register-path tile as the primary one at d 64 measured 8-16 % slower on the H100:
+// bench/results/logs/cuda_sm80-bwd-tune-2026-11-23.md.)
 template <>
 struct BwdTile<64, true> : TileConfig<64, 128, 128, 4, 2, 4, 2, 4, 2, true, 1> {};
-#endif
 template <>
 struct BwdTile<64, false> : TileConfig<64, 64, 128, 8, 1, 8, 1, 4, 2, true, 1> {};
 template <bool P>
