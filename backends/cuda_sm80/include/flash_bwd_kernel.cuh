@@ -397,7 +397,7 @@ __device__ __forceinline__ void pointwise_ds(const float (&acc_s)[MT][NT][4], fl
 #define FA_SM80_BWD_PREFETCH_AFTER_S -1
 #endif
 
-template <typename Element, typename Cfg, bool IsCausal, bool kFeatures>
+template <typename Element, typename Cfg, bool IsCausal, bool kFeatures, bool kDeterministic>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_kernel(const BwdParams p) {
     constexpr int kD = Cfg::kHeadDim, kBQ = Cfg::kBlockQ, kBK = Cfg::kBlockK, kThreads = Cfg::kThreads;
     constexpr int kLdD = Cfg::kRowPadD, kLdQ = Cfg::kRowPadQ;
@@ -466,7 +466,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
     // together and the in-order dQ additions (ordered by key block, see below) hand over from CTA
     // to CTA without waiting a step; otherwise from the first up (CTAs on different blocks: less
     // atomic contention).
-    auto block_of = [&](int idx) { return p.deterministic ? m_begin + m_count - 1 - idx : m_begin + idx; };
+    auto block_of = [&](int idx) { return kDeterministic ? m_begin + m_count - 1 - idx : m_begin + idx; };
 
     // ---- one step's Q, dO, LSE and D --------------------------------------------------
     auto load_step = [&](int gi, int idx, int stage) {
@@ -630,7 +630,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                                                                wq_d * Cfg::kQWarpD, lane);
 
             int* sem = nullptr;
-            if (p.deterministic) {
+            if constexpr (kDeterministic) {
                 // Wait until every key block before this one that touches query block m has added.
                 sem = p.sem + static_cast<int64_t>(h) * p.sem_per_head + (s.q_flat0 + static_cast<int64_t>(b) * kBQ) / kBQ + m;
                 const int n_first = wl < 0 ? 0 : max(0, floor_div(i0 - wl + off, kBK));
@@ -655,7 +655,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                     }
                 }
             }
-            if (p.deterministic) {
+            if constexpr (kDeterministic) {
                 __threadfence();
                 __syncthreads();
                 if (tid == 0) atomicAdd(sem, 1);

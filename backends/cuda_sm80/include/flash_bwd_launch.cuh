@@ -60,9 +60,9 @@ void launch_bwd_post(const BwdParams& p, cudaStream_t stream) {
         bwd_postprocess_kernel<Element><<<dim3(static_cast<unsigned>(groups), p.batch), 256, 0, stream>>>(p);
 }
 
-template <typename Element, typename Cfg, bool IsCausal, bool kFeatures>
+template <typename Element, typename Cfg, bool IsCausal, bool kFeatures, bool kDeterministic>
 fa_status launch_bwd_main(const BwdParams& p, cudaStream_t stream) {
-    auto kernel = bwd_main_kernel<Element, Cfg, IsCausal, kFeatures>;
+    auto kernel = bwd_main_kernel<Element, Cfg, IsCausal, kFeatures, kDeterministic>;
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes) != cudaSuccess)
         return fa_set_last_error(FA_ERR_DEVICE, "fa_backward: cannot give the kernel %d bytes of shared memory: %s",
                                  Cfg::kSmemBytes, cudaGetErrorString(cudaGetLastError()));
@@ -92,12 +92,16 @@ constexpr int bwd_min_smem_bytes() {
 }
 
 namespace bwd {
-/* The main kernel variant for the problem: plain or with softcap / ALiBi / dropout. */
+/* The main kernel variant for the problem: plain or with softcap / ALiBi / dropout, and deterministic
+   or not (a compile-time switch: the ordered dQ additions cost registers and branches). */
 template <typename Element, typename Cfg, bool IsCausal>
 fa_status launch_bwd_main_for(const BwdParams& p, cudaStream_t stream) {
     const bool features = p.softcap > 0.0f || p.alibi != nullptr || p.has_dropout != 0;
-    return features ? launch_bwd_main<Element, Cfg, IsCausal, true>(p, stream)
-                    : launch_bwd_main<Element, Cfg, IsCausal, false>(p, stream);
+    if (p.deterministic)
+        return features ? launch_bwd_main<Element, Cfg, IsCausal, true, true>(p, stream)
+                        : launch_bwd_main<Element, Cfg, IsCausal, false, true>(p, stream);
+    return features ? launch_bwd_main<Element, Cfg, IsCausal, true, false>(p, stream)
+                    : launch_bwd_main<Element, Cfg, IsCausal, false, false>(p, stream);
 }
 }  // namespace bwd
 
