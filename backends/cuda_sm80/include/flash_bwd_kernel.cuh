@@ -387,6 +387,52 @@ __device__ __forceinline__ void pointwise_ds(const float (&acc_s)[MT][NT][4], fl
     }
 }
 
+/* Rows [0, kRows) of two tiles of one shape (K and V; Q and dO) from global into shared memory
+ * (rows kLdD elements apart), in 16-byte chunks spread over the threads; chunks of rows at or past
+ * rows_valid, or of columns at or past cols_a / cols_b, are zero-filled. With whole rows per pass
+ * (kThreads a multiple of the chunks per row), a thread keeps its column and moves down a fixed
+ * number of rows per pass: one pointer per tile, advanced by a constant. */
+template <typename Element, int kRows, int kD, int kLdD, int kThreads>
+__device__ __forceinline__ void load_tile_pair(uint32_t sa, const Element* ga, int64_t a_stride, int cols_a, uint32_t sb,
+                                               const Element* gb, int64_t b_stride, int cols_b, int rows_valid, int tid) {
+    constexpr int kChunks = kD / 8;
+    constexpr int kIters = (kRows * kChunks + kThreads - 1) / kThreads;
+    if constexpr (kThreads % kChunks == 0) {
+        constexpr int kRowsPerPass = kThreads / kChunks;
+        const bool all_rows = rows_valid >= kRows;
+        const int c0 = tid % kChunks, r0 = tid / kChunks;
+        const Element* a_src = ga + static_cast<int64_t>(r0) * a_stride + c0 * 8;
+        const Element* b_src = gb + static_cast<int64_t>(r0) * b_stride + c0 * 8;
+        const bool a_col_ok = c0 * 8 < cols_a, b_col_ok = c0 * 8 < cols_b;
+#pragma unroll
+        for (int it = 0; it < kIters; ++it) {
+            const int r = r0 + it * kRowsPerPass;
+            if (kRows * kChunks % kThreads == 0 || r < kRows) {
+                const bool row_ok = all_rows || r < rows_valid;
+                const bool a_ok = row_ok && a_col_ok, b_ok = row_ok && b_col_ok;
+                const uint32_t dst = (r * kLdD + c0 * 8) * 2;
+                cp_async_16(sa + dst, a_ok ? a_src : ga, a_ok);
+                cp_async_16(sb + dst, b_ok ? b_src : gb, b_ok);
+                a_src += kRowsPerPass * a_stride;
+                b_src += kRowsPerPass * b_stride;
+            }
+        }
+    } else {
+#pragma unroll
+        for (int it = 0; it < kIters; ++it) {
+            const int idx = tid + it * kThreads;
+            if (kRows * kChunks % kThreads == 0 || idx < kRows * kChunks) {
+                const int r = idx / kChunks, c = idx % kChunks;
+                const bool row_ok = r < rows_valid;
+                const bool a_ok = row_ok && c * 8 < cols_a, b_ok = row_ok && c * 8 < cols_b;
+                const uint32_t dst = (r * kLdD + c * 8) * 2;
+                cp_async_16(sa + dst, a_ok ? ga + r * a_stride + c * 8 : ga, a_ok);
+                cp_async_16(sb + dst, b_ok ? gb + r * b_stride + c * 8 : gb, b_ok);
+            }
+        }
+    }
+}
+
 /* ---- main kernel ----------------------------------------------------------------------- */
 
 /* Where the double-buffered prefetch of the next step is issued: 1 = after the S^T product, 0 = right
@@ -444,20 +490,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                             (s.k_row0 + j0) * p.k_row_stride + static_cast<int64_t>(kvh) * p.k_head_stride;
         const Element* vg = static_cast<const Element*>(p.v) + s.entry * p.v_batch_stride +
                             (s.k_row0 + j0) * p.v_row_stride + static_cast<int64_t>(kvh) * p.v_head_stride;
-        constexpr int kIters = (kBK * kChunks + kThreads - 1) / kThreads;
-#pragma unroll
-        for (int it = 0; it < kIters; ++it) {
-            const int idx = tid + it * kThreads;
-            if (kBK * kChunks % kThreads == 0 || idx < kBK * kChunks) {
-                const int r = idx / kChunks, c = idx % kChunks;
-                const bool row_ok = j0 + r < s.sk;
-                const bool k_ok = row_ok && c * 8 < p.headdim;
-                const bool v_ok = row_ok && c * 8 < p.headdim_v;
-                const uint32_t dst = (r * kLdD + c * 8) * 2;
-                cp_async_16(sK + dst, k_ok ? kg + r * p.k_row_stride + c * 8 : kg, k_ok);
-                cp_async_16(sV + dst, v_ok ? vg + r * p.v_row_stride + c * 8 : vg, v_ok);
-            }
-        }
+        load_tile_pair<Element, kBK, kD, kLdD, kThreads>(sK, kg, p.k_row_stride, p.headdim, sV, vg, p.v_row_stride,
+                                                         p.headdim_v, s.sk - j0, tid);
     }
 
     // Steps walk (query head gi of the GQA group, query block index idx), idx fastest; the loop
@@ -479,40 +513,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
         const Element* dog = static_cast<const Element*>(p.dout) + s.entry * p.do_batch_stride +
                              (s.q_row0 + i0) * p.do_row_stride + static_cast<int64_t>(h) * p.do_head_stride;
         const uint32_t sQ = sQ0 + stage * Cfg::kTileQBytes, sDO = sDO0 + stage * Cfg::kTileQBytes;
-        constexpr int kIters = (kBQ * kChunks + kThreads - 1) / kThreads;
-        // With whole rows per pass (kThreads a multiple of kChunks), a thread keeps its column and
-        // moves down kThreads / kChunks rows per pass: one pointer each, advanced by a constant.
-        constexpr bool kWholeRows = kThreads % kChunks == 0;
-        constexpr int kRowsPerPass = kThreads / kChunks;
-        const bool full_rows = i0 + kBQ <= s.sq;
-        const int c0 = tid % kChunks, r0 = tid / kChunks;
-        const Element* q_src = qg + static_cast<int64_t>(r0) * p.q_row_stride + c0 * 8;
-        const Element* do_src = dog + static_cast<int64_t>(r0) * p.do_row_stride + c0 * 8;
-        const bool q_col_ok = c0 * 8 < p.headdim, do_col_ok = c0 * 8 < p.headdim_v;
-#pragma unroll
-        for (int it = 0; it < kIters; ++it) {
-            const int idx = tid + it * kThreads;
-            if (kBQ * kChunks % kThreads == 0 || idx < kBQ * kChunks) {
-                if constexpr (kWholeRows) {
-                    const int r = r0 + it * kRowsPerPass;
-                    const bool row_ok = full_rows || i0 + r < s.sq;
-                    const bool q_ok = row_ok && q_col_ok, do_ok = row_ok && do_col_ok;
-                    const uint32_t dst = (r * kLdD + c0 * 8) * 2;
-                    cp_async_16(sQ + dst, q_ok ? q_src : qg, q_ok);
-                    cp_async_16(sDO + dst, do_ok ? do_src : dog, do_ok);
-                    q_src += kRowsPerPass * p.q_row_stride;
-                    do_src += kRowsPerPass * p.do_row_stride;
-                } else {
-                    const int r = idx / kChunks, c = idx % kChunks;
-                    const bool row_ok = i0 + r < s.sq;
-                    const bool q_ok = row_ok && c * 8 < p.headdim;
-                    const bool do_ok = row_ok && c * 8 < p.headdim_v;
-                    const uint32_t dst = (r * kLdD + c * 8) * 2;
-                    cp_async_16(sQ + dst, q_ok ? qg + r * p.q_row_stride + c * 8 : qg, q_ok);
-                    cp_async_16(sDO + dst, do_ok ? dog + r * p.do_row_stride + c * 8 : dog, do_ok);
-                }
-            }
-        }
+        load_tile_pair<Element, kBQ, kD, kLdD, kThreads>(sQ, qg, p.q_row_stride, p.headdim, sDO, dog, p.do_row_stride,
+                                                         p.headdim_v, s.sq - i0, tid);
         // Rows past the sequence read LSE = D = 0: their Q and dO are 0 and the mask zeroes P.
         if (tid < kBQ) {
             const bool ok = i0 + tid < s.sq;
