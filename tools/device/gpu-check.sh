@@ -55,7 +55,8 @@
 #   profile       Nsight Compute (ncu --set full, clocks left alone) on the hot kernel of ours and of PyTorch's
 #                 flash backend (FlashAttention 2) for the --profile-args problem, one launch each, so
 #                 that instruction counts, stall reasons and shared-memory traffic compare side by side
-#                 → profile.txt (not in the default stages)
+#                 → profile.txt, and ours per SASS instruction → profile-sass-d<D>-<dtype>.csv (one per
+#                 head dim and dtype: mind the 8 files that come back) (not in the default stages)
 #   (always) ratios.md: bench/ratios.py over the JSON files (peer ms / ours ms, also stored in each file)
 #   (always) log: everything printed, ending with the summary
 #
@@ -135,7 +136,7 @@ case "$tests" in gpu | all | custom) ;; *) echo "gpu-check: --tests is gpu or al
 OUT=${OUT:-$root/build/gpu-check-out}
 mkdir -p "$OUT"
 # Only the files this script writes (OUT may be a folder with other things in it, here).
-rm -f "$OUT"/{log,prebuilt.tar.gz,tests.trx,bench.json,bench.png,decode.json,decode.png,ratios.md,profile.txt}
+rm -f "$OUT"/{log,prebuilt.tar.gz,tests.trx,bench.json,bench.png,decode.json,decode.png,ratios.md,profile.txt} "$OUT"/profile-sass-*.csv
 log="$OUT/log"
 : >"$log"
 exec > >(tee -a "$log") 2>&1
@@ -557,19 +558,28 @@ stage_profile() {
     bwd) fa2_kernel=flash_bwd_dq_dk_dv ;;
     *) fa2_kernel=flash_fwd_kernel ;;
   esac
-  local ncu=(ncu --clock-control none --set full --print-details all --launch-count 1)
+  local ncu=(ncu --clock-control none --set full --import-source no --launch-count 1 -f)
   local failed=() extra=() d t
   read -ra extra <<<"$profile_args"
   local per=$(($(remaining) / 4))
   for d in ${hdims//,/ }; do
     for t in ${dtypes//,/ }; do
       local shape=(--headdim "$d" --dtype "$t" "${extra[@]}" --warmup 1 --iters 1)
+      local rep=/tmp/profile-ours-d$d-$t
       echo "=== ours:$backend d=$d $t $profile_args (kernel ~ $ours_kernel)" >>"$OUT/profile.txt"
-      limit "$per" "${ncu[@]}" -k "regex:$ours_kernel" "${cli[@]}" bench --backend "$backend" "${shape[@]}" \
+      limit "$per" "${ncu[@]}" -o "$rep" -k "regex:$ours_kernel" "${cli[@]}" bench --backend "$backend" "${shape[@]}" \
         --out /tmp/profile-ours.json >>"$OUT/profile.txt" 2>&1 || failed+=("ours d$d")
+      ncu -i "$rep.ncu-rep" --page details --print-details all >>"$OUT/profile.txt" 2>&1
+      # Per-SASS-instruction counters of ours (shared-memory excess wavefronts, stalls by instruction): the
+      # place a bank conflict or a stall comes from. Best effort: an older ncu without the source page
+      # just leaves its message in the file.
+      ncu -i "$rep.ncu-rep" --page source --print-source sass --csv >"$OUT/profile-sass-d$d-$t.csv" 2>&1 ||
+        echo "(ncu --page source failed: see profile-sass-d$d-$t.csv)" >>"$OUT/profile.txt"
+      rep=/tmp/profile-flash-d$d-$t
       echo "=== torch-sdpa-flash d=$d $t $profile_args (kernel ~ $fa2_kernel)" >>"$OUT/profile.txt"
-      limit "$per" "${ncu[@]}" -k "regex:$fa2_kernel" "$python" bench/peers/torch_sdpa.py --impl flash "${shape[@]}" \
+      limit "$per" "${ncu[@]}" -o "$rep" -k "regex:$fa2_kernel" "$python" bench/peers/torch_sdpa.py --impl flash "${shape[@]}" \
         --out /tmp/profile-peer.json >>"$OUT/profile.txt" 2>&1 || failed+=("flash d$d")
+      ncu -i "$rep.ncu-rep" --page details --print-details all >>"$OUT/profile.txt" 2>&1
     done
   done
   note="profile.txt $(wc -c <"$OUT/profile.txt") bytes"
