@@ -15,10 +15,11 @@ if (cfg is null) return 2;
 
 int threads = cfg.Threads;
 string loadStart = LoadAverage();
+double scalingStart = ParallelScaling(threads);
 var results = new List<BenchResult>();
 var comparisons = new List<Comparison>();
 var log = Console.Out;
-log.WriteLine($"CPU peer benchmark: {MachineInfo.CpuModel()}, {Environment.ProcessorCount} cores, {MachineInfo.Simd()}; threads per call {threads} (ours and ORT intra-op)");
+log.WriteLine($"CPU peer benchmark: {MachineInfo.CpuModel()}, {Environment.ProcessorCount} cores, {MachineInfo.Simd()}; threads per call {threads} (ours and ORT intra-op); parallel scaling {scalingStart:0.00} of {threads}");
 WarmUp(cfg, threads, log);
 log.WriteLine("config                      | ours ms   | ORT MHA ms | ORT Attn23 ms | ratio (peer/ours) | max|ours-ORT|");
 
@@ -136,6 +137,10 @@ var file = new
         ours_threads = threads,
         load_average_start = loadStart,
         load_average_end = LoadAverage(),
+        // Throughput of `threads` busy threads over one thread's (ideal: threads). On this shared VM the
+        // vCPUs sometimes deliver one CPU between them; a run then measures nothing useful.
+        parallel_scaling_start = Math.Round(scalingStart, 2),
+        parallel_scaling_end = Math.Round(ParallelScaling(threads), 2),
         method = "same fp32 buffers for every implementation; first a process warm-up (~0.7 s of calls per implementation and head dim " +
                  "on s=256) so that tiered JIT compilation has settled; per config: 2 warm-up calls of each, then N calls of each in rounds " +
                  "(per round each implementation runs a block of 5 back-to-back calls after a 200 ms pause, order rotated), Stopwatch around each call; " +
@@ -216,6 +221,26 @@ static double[] Widen(float[] a, int count) => a.AsSpan(0, count).ToArray().Sele
 static string Fmt(double? x, string format = "0.00") => x is double v ? v.ToString(format, CultureInfo.InvariantCulture) : "n/a";
 
 static string Sci(double? x) => x is double v ? v.ToString("0.0e+00", CultureInfo.InvariantCulture) : "n/a";
+
+// Scalar floating-point work on 1 thread, then on `threads` threads at once: aggregate speed-up.
+static double ParallelScaling(int threads)
+{
+    static double Spin(long iterations)
+    {
+        double x = 1.0;
+        for (long i = 0; i < iterations; i++) x = x * 1.0000001 + 1e-9;
+        return x;
+    }
+    const long n = 50_000_000;
+    Spin(n / 10);
+    long t0 = Stopwatch.GetTimestamp();
+    Spin(n);
+    double one = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    t0 = Stopwatch.GetTimestamp();
+    Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => Spin(n));
+    double all = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    return threads * one / all;
+}
 
 static string LoadAverage()
 {
