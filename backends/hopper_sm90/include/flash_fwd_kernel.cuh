@@ -69,6 +69,8 @@ struct FwdParams {
     float scale_log2; /* exp2 factor: softmax_scale·log2e, or softcap·log2e with softcap */
     float score_scale; /* softcap only: softmax_scale / softcap, applied before tanh */
     int window_left, window_right; /* −1 = unbounded; causal: right = 0 */
+    int o_tma;         /* 1: the epilogue stores O with TMA (Traits::kStoreOWithTma, dense batch) */
+    CUtensorMap tma_o; /* out, boxes {64, 64, 1, 1}; last, so the other fields keep their offsets */
 };
 
 /* One (sequence, head, query block): rows m0 … m0 + kBlockM − 1 of sequence b. */
@@ -158,6 +160,7 @@ struct FwdSmem {
     __device__ __forceinline__ uint8_t* q() const { return base + Traits::kQOffset; }
     __device__ __forceinline__ uint8_t* k(int stage) const { return base + Traits::kKOffset + stage * Traits::kKBytes; }
     __device__ __forceinline__ uint8_t* v(int stage) const { return base + Traits::kVOffset + stage * Traits::kVBytes; }
+    __device__ __forceinline__ uint8_t* o(int wg) const { return base + Traits::kOOffset + wg * Traits::kOWarpgroupBytes; }
     __device__ __forceinline__ uint64_t* bar() const { return reinterpret_cast<uint64_t*>(base + Traits::kBarrierOffset); }
     __device__ __forceinline__ uint64_t* q_full() const { return bar(); }
     __device__ __forceinline__ uint64_t* q_empty() const { return bar() + 1; }
@@ -385,6 +388,51 @@ __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const R
     }
 }
 
+/* The epilogue with a TMA store (Traits::kStoreOWithTma): O / ℓ and the LSE as store_output, the rows
+   of this warpgroup staged in its shared-memory slabs in the 128-byte-swizzled image TMA reads (16-byte
+   chunk index ^= row % 8, so the 8 rows of one store instruction hit 8 different bank groups), then
+   one thread stores the slabs. `tid` is the thread within the warpgroup, `smem_o` its staging area. */
+template <class Traits, typename Element>
+__device__ __forceinline__ void store_output_tma(float (&o)[Traits::kORegs], const RowState& rs, const FwdParams& p,
+                                                 const FwdTileCoord& c, int row0, int quad, uint8_t* smem_o, int wg,
+                                                 int tid) {
+    float inv[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const float sum = fa_cuda::quad_sum(rs.sum[half]);
+        inv[half] = sum > 0.0f ? 1.0f / sum : 0.0f;
+        const int row = c.m_block * Traits::kBlockM + row0 + 8 * half;
+        if (row < c.sq && p.lse != nullptr && quad == 0)
+            p.lse[static_cast<int64_t>(c.b) * p.lse_batch_stride + static_cast<int64_t>(c.h) * p.lse_head_stride + row] =
+                sum > 0.0f ? rs.ref[half] * kLn2 + logf(sum) : kPosInf;
+    }
+    const uint32_t bar_id = 4 + wg; /* 1 … kConsumers are the ping-pong turns */
+    if (tid == 0) bulk_wait_group_read<0>(); /* the previous tile's store has read the slabs */
+    named_barrier_sync(bar_id, 128);
+    const uint32_t base = smem_u32(smem_o);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const int r = row0 - 64 * wg + 8 * half; /* row within the warpgroup's 64 */
+#pragma unroll
+        for (int j = 0; j < Traits::kORegs / 4; ++j) {
+            const int col = 8 * j + 2 * quad, slab = col / 64, chunk = (col % 64) / 8;
+            const uint32_t at = base + slab * 64 * 128 + r * 128 + ((chunk ^ (r % 8)) * 16) + (col % 8) * 2;
+            const uint32_t v = fa_cuda::pack2<Element>(o[4 * j + 2 * half] * inv[half], o[4 * j + 2 * half + 1] * inv[half]);
+            asm volatile("st.shared.b32 [%0], %1;" ::"r"(at), "r"(v)); /* ordered by volatility before the fence */
+        }
+    }
+    fence_proxy_async_smem(); /* the slabs, written by the generic proxy, are read by TMA */
+    named_barrier_sync(bar_id, 128);
+    if (tid == 0) {
+        const int row = c.m_block * Traits::kBlockM + 64 * wg; /* rows past the sequence are clipped */
+        if (row < c.sq) {
+#pragma unroll
+            for (int s = 0; s < Traits::kSlabs; ++s) tma_store_4d(p.tma_o, smem_o + s * 64 * 128, 64 * s, row, c.h, c.b);
+        }
+        bulk_commit_group();
+    }
+}
+
 /* A block needs per-element masking when it reaches past the keys, the causal/right window
    edge of the tile's first row, or the left window edge of its last row. */
 template <class Traits>
@@ -406,6 +454,15 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
     const int row0 = wg * 64 + warp * 16 + lane / 4; /* tile rows row0 and row0 + 8 */
     const int quad = lane % 4;
     const GemmTurn<Traits> turn{wg};
+    auto finish_tile = [&](float (&o)[Traits::kORegs], const RowState& rs, const FwdTileCoord& c) {
+        if constexpr (Traits::kStoreOWithTma) {
+            if (p.o_tma) {
+                store_output_tma<Traits, Element>(o, rs, p, c, row0, quad, sm.o(wg), wg, tid);
+                return;
+            }
+        }
+        store_output<Traits, Element>(o, rs, p, c, row0, quad);
+    };
     ScoreArgs args{p.scale_log2, p.score_scale, p.window_left, p.window_right};
     // Opaque to the compiler, so that it keeps them in registers rather than reloading them.
     asm volatile("" : "+f"(args.scale_log2), "+f"(args.score_scale), "+r"(args.window_left), "+r"(args.window_right));
@@ -429,7 +486,7 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
             for (int i = 0; i < Traits::kORegs; ++i) o[i] = 0.0f;
             rs.ref[0] = rs.ref[1] = kNegInf;
             rs.sum[0] = rs.sum[1] = 0.0f;
-            store_output<Traits, Element>(o, rs, p, c, row0, quad);
+            finish_tile(o, rs, c);
             continue;
         }
         const int offset = c.sk - c.sq;
@@ -504,7 +561,10 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
         reg_fence(o);
         release(sm.v_empty(v_state.index), lane);
         v_state.advance();
-        store_output<Traits, Element>(o, rs, p, c, row0, quad);
+        finish_tile(o, rs, c);
+    }
+    if constexpr (Traits::kStoreOWithTma) {
+        if (p.o_tma && tid == 0) bulk_wait_group<0>(); /* the last stores done before the CTA's memory goes */
     }
 }
 
@@ -520,6 +580,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) flash_fwd_sm90_kernel(con
         prefetch_tmap(p.tma_q);
         prefetch_tmap(p.tma_k);
         prefetch_tmap(p.tma_v);
+        if (Traits::kStoreOWithTma && p.o_tma) prefetch_tmap(p.tma_o);
         mbar_init(sm.q_full(), 1);
         mbar_init(sm.q_empty(), 4 * Traits::kConsumers);
         for (int s = 0; s < Traits::kStages; ++s) {

@@ -101,6 +101,12 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
                                     no_keys ? a.q.row_stride : a.k.row_stride, a.k.head_stride, a.k.batch_stride, Traits::kBlockN));
     FA_TRY(encode_tensor_map(&p.tma_v, "v", v_data, a.dtype, a.headdim_v, no_keys ? 1 : k_rows, a.nheads_kv, kv_batch,
                                     no_keys ? a.q.row_stride : a.v.row_stride, a.v.head_stride, a.v.batch_stride, Traits::kBlockN));
+    if constexpr (Traits::kStoreOWithTma) {
+        p.o_tma = varlen ? 0 : 1;
+        if (p.o_tma)
+            FA_TRY(encode_tensor_map(&p.tma_o, "out", a.out.data, a.dtype, a.headdim_v, q_rows, a.nheads_q, q_batch,
+                                     a.out.row_stride, a.out.head_stride, a.out.batch_stride, 64));
+    }
     p.out = a.out.data;
     p.o_batch_stride = a.out.batch_stride;
     p.o_row_stride = a.out.row_stride;

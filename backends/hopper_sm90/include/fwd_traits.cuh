@@ -58,7 +58,8 @@ struct FwdTile<256, Softcap> {
     static constexpr bool kSoftmaxBeforeWait = true;
 };
 
-template <int HeadDim, int BlockM, int BlockN, bool PingPong, int Stages = 2, bool SoftmaxBeforeWait = true>
+template <int HeadDim, int BlockM, int BlockN, bool PingPong, int Stages = 2, bool SoftmaxBeforeWait = true,
+          bool StoreOWithTma = false>
 struct FwdTraits {
     static constexpr int kHeadDim = HeadDim; /* head-dim bucket (q/k and v alike) */
     static constexpr int kBlockM = BlockM;
@@ -84,7 +85,16 @@ struct FwdTraits {
     static constexpr int kQOffset = 0;
     static constexpr int kKOffset = kQOffset + kQBytes;
     static constexpr int kVOffset = kKOffset + kStages * kKBytes;
-    static constexpr int kBarrierOffset = kVOffset + kStages * kVBytes;
+    /* The epilogue through shared memory and a TMA store (each consumer warpgroup stages its 64 rows
+       as the same swizzled 64-column slabs, then one thread stores them), instead of 4-byte stores
+       from registers. Dense batches only (a varlen tile's box would reach into the next sequence:
+       the kernel falls back to register stores there). Not yet chosen by any instance: a tuning
+       variant (fa_sm90_fwd_tune) until measured. */
+    static constexpr bool kStoreOWithTma = StoreOWithTma;
+    static constexpr int kOWarpgroupBytes = 64 * kSlabs * 128;
+    static constexpr int kOOffset = kVOffset + kStages * kVBytes;
+    static constexpr int kOBytes = kStoreOWithTma ? kConsumers * kOWarpgroupBytes : 0;
+    static constexpr int kBarrierOffset = kOOffset + kOBytes;
     /* q_full, q_empty, k_full[S], k_empty[S], v_full[S], v_empty[S] */
     static constexpr int kBarriers = 2 + 4 * kStages;
     /* + 1024 so the kernel can round the dynamic shared-memory base up to the swizzle atom. */

@@ -104,6 +104,26 @@ __device__ __forceinline__ void tma_load_4d(void* smem_dst, const CUtensorMap& t
       : "memory");
 }
 
+// 4-D tiled store from shared memory (same coordinates and swizzled image as tma_load_4d); completes
+// through the issuing thread's bulk async-groups: commit, then wait (.read: until the source may be
+// overwritten). Boxes reaching past the tensor's extents are clipped (PTX ISA 9.7.9.25, 9.7.9.26).
+__device__ __forceinline__ void tma_store_4d(const CUtensorMap& tmap, const void* smem_src, int32_t c0, int32_t c1, int32_t c2,
+                                             int32_t c3) {
+  asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%1, %2, %3, %4}], [%5];" ::"l"(
+                   reinterpret_cast<uint64_t>(&tmap)),
+               "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_u32(smem_src))
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit_group() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void bulk_wait_group_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(N) : "memory");
+}
+template <int N>
+__device__ __forceinline__ void bulk_wait_group() {
+  asm volatile("cp.async.bulk.wait_group %0;" ::"n"(N) : "memory");
+}
+
 // ---------------------------------------------------------------- named barriers
 // bar.sync waits until `threads` threads (whole warps) have arrived at barrier `id` (1..15; 0 is
 // __syncthreads); bar.arrive counts the calling warps without waiting (PTX ISA 9.7.13.1).

@@ -4,4 +4,5 @@ void tune_variants_d128(std::vector<TuneVariant>& out) {
     FA_TUNE_TRAITS("d128 128x128", 128, 128, 128, true); /* the instance's tile first */
     FA_TUNE_TRAITS("d128 128x128 wait hoisted by ptxas", 128, 128, 128, true, 2, false);
     FA_TUNE_TRAITS("d128 128x176", 128, 128, 176, true);
+    FA_TUNE_TRAITS("d128 128x128 O via smem + TMA store", 128, 128, 128, true, 2, true, true);
 }
