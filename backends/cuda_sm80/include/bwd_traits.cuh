@@ -64,7 +64,13 @@ struct TileConfig {
     static constexpr int kOffP = kOffDS + kTilePBytes;
     static constexpr int kOffLse = kOffP + (kRegisterPath ? 0 : kTilePBytes);
     static constexpr int kOffD = kOffLse + kStages * kBlockQ * 4;
-    static constexpr int kSmemBytes = kOffD + kStages * kBlockQ * 4;
+    // Per-thread copy pointers of the steps (Q, dO, LSE or D row), computed once per CTA: kept in
+    // registers, the compiler recomputed their 64-bit arithmetic at every step (about 100
+    // instructions per thread). Only with whole rows per copy pass (kThreads a multiple of the
+    // kHeadDim / 8 chunks of a row), where a thread's pointers move by constants.
+    static constexpr bool kPointerTable = kThreads % (kHeadDim / 8) == 0;
+    static constexpr int kOffPtrs = kOffD + kStages * kBlockQ * 4;
+    static constexpr int kSmemBytes = kOffPtrs + (kPointerTable ? kThreads * 3 * 8 : 0);
 
     static_assert(kWarpsSK * kWarpsSQ == kWarps && kWarpsKVK * kWarpsKVD == kWarps && kWarpsQQ * kWarpsQD == kWarps,
                   "each warp grid must use the 8 warps");
@@ -84,18 +90,19 @@ struct TileConfig {
  * whole step) against single-buffered (prefetch overlaps only the dQ product).
  *
  *   d    tile     BlockQ BlockK  S warps  KV warps  Q warps  P path     smem bytes   DB
- *   32   primary    64    128    8x1      8x1       4x2      registers   60416       yes
- *   64   primary   128    128    4x2      4x2       4x2      shared     182272       yes
- *   64   fallback   64    128    8x1      8x1       4x2      registers   93184       yes
+ *   32   primary    64    128    8x1      8x1       4x2      registers   66560       yes
+ *   64   primary   128    128    4x2      4x2       4x2      shared     188416       yes
+ *   64   fallback   64    128    8x1      8x1       4x2      registers   99328       yes
  *   96   primary    64    128    8x1      8x1       4x2      registers  125952       yes
  *   96   fallback   64    128    8x1      8x1       4x2      registers   98816       no  (sm_86/89)
- *   128  primary    64    128    4x2      4x2       2x4      shared     177152       yes
- *   128  fallback   64    128    8x1      8x1       2x4      registers  158720       yes (sm_80)
+ *   128  primary    64    128    4x2      4x2       2x4      shared     183296       yes
+ *   128  fallback   64    128    8x1      8x1       2x4      registers  164864       yes (sm_80)
  *   192  primary    64     64    4x2      2x4       2x4      shared     173056       yes
  *   192  fallback   64     64    4x2      2x4       2x4      shared     121344       no  (sm_80)
- *   256  primary    64     64    4x2      2x4       2x4      shared     222208       yes
- *   256  fallback   64     64    4x2      2x4       2x4      shared     154112       no  (sm_80)
- * (sm_80 allows 166912 bytes per block, sm_86/89 101376, sm_90 232448.)
+ *   256  primary    64     64    4x2      2x4       2x4      shared     228352       yes
+ *   256  fallback   64     64    4x2      2x4       2x4      shared     160256       no  (sm_80)
+ * (sm_80 allows 166912 bytes per block, sm_86/89 101376, sm_90 232448. The sizes include the
+ * 6144-byte pointer table where the head dim has whole rows per copy pass: every one but 96 and 192.)
  * The shared-memory P path with 32 x 32 (S, dQ) and 32 x 64 (dK/dV) warp tiles reads less
  * shared memory per MMA than the register path (where every warp reads all of Q and dO),
  * at the price of P^T in shared memory; the register path is the fallback where that does

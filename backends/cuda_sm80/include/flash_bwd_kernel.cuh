@@ -387,51 +387,64 @@ __device__ __forceinline__ void pointwise_ds(const float (&acc_s)[MT][NT][4], fl
     }
 }
 
+/* The copies of a thread in a tile pair with whole rows per pass (kThreads a multiple of the kD / 8
+ * chunks of a row): the thread keeps column chunk tid % chunks and starts at row tid / chunks, where
+ * a_src / b_src point; each pass moves down kThreads / chunks rows (the pointers by a constant).
+ * `full`: every row and column is in range (no predicate or address select per chunk); otherwise
+ * chunks of rows at or past rows_valid, or of columns out of range (col_ok), are zero-filled with the
+ * always-mapped a_any / b_any as their unread source address. */
+template <typename Element, int kRows, int kD, int kLdD, int kThreads>
+__device__ __forceinline__ void copy_tile_rows(uint32_t sa, const Element* a_src, int64_t a_stride, bool a_col_ok,
+                                               const void* a_any, uint32_t sb, const Element* b_src, int64_t b_stride,
+                                               bool b_col_ok, const void* b_any, int rows_valid, bool full, int tid) {
+    constexpr int kChunks = kD / 8;
+    static_assert(kThreads % kChunks == 0, "whole rows per pass");
+    constexpr int kRowsPerPass = kThreads / kChunks;
+    constexpr int kIters = (kRows * kChunks + kThreads - 1) / kThreads;
+    const int c0 = tid % kChunks, r0 = tid / kChunks;
+    if (full) {
+#pragma unroll
+        for (int it = 0; it < kIters; ++it) {
+            const int r = r0 + it * kRowsPerPass;
+            if (kRows * kChunks % kThreads == 0 || r < kRows) {
+                const uint32_t dst = (r * kLdD + c0 * 8) * 2;
+                cp_async_16(sa + dst, a_src, true);
+                cp_async_16(sb + dst, b_src, true);
+                a_src += kRowsPerPass * a_stride;
+                b_src += kRowsPerPass * b_stride;
+            }
+        }
+        return;
+    }
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+        const int r = r0 + it * kRowsPerPass;
+        if (kRows * kChunks % kThreads == 0 || r < kRows) {
+            const bool row_ok = r < rows_valid;
+            const bool a_ok = row_ok && a_col_ok, b_ok = row_ok && b_col_ok;
+            const uint32_t dst = (r * kLdD + c0 * 8) * 2;
+            cp_async_16(sa + dst, a_ok ? static_cast<const void*>(a_src) : a_any, a_ok);
+            cp_async_16(sb + dst, b_ok ? static_cast<const void*>(b_src) : b_any, b_ok);
+            a_src += kRowsPerPass * a_stride;
+            b_src += kRowsPerPass * b_stride;
+        }
+    }
+}
+
 /* Rows [0, kRows) of two tiles of one shape (K and V; Q and dO) from global into shared memory
  * (rows kLdD elements apart), in 16-byte chunks spread over the threads; chunks of rows at or past
- * rows_valid, or of columns at or past cols_a / cols_b, are zero-filled. With whole rows per pass
- * (kThreads a multiple of the chunks per row), a thread keeps its column and moves down a fixed
- * number of rows per pass: one pointer per tile, advanced by a constant. */
+ * rows_valid, or of columns at or past cols_a / cols_b, are zero-filled. */
 template <typename Element, int kRows, int kD, int kLdD, int kThreads>
 __device__ __forceinline__ void load_tile_pair(uint32_t sa, const Element* ga, int64_t a_stride, int cols_a, uint32_t sb,
                                                const Element* gb, int64_t b_stride, int cols_b, int rows_valid, int tid) {
     constexpr int kChunks = kD / 8;
     constexpr int kIters = (kRows * kChunks + kThreads - 1) / kThreads;
     if constexpr (kThreads % kChunks == 0) {
-        constexpr int kRowsPerPass = kThreads / kChunks;
-        const bool all_rows = rows_valid >= kRows;
         const int c0 = tid % kChunks, r0 = tid / kChunks;
-        const Element* a_src = ga + static_cast<int64_t>(r0) * a_stride + c0 * 8;
-        const Element* b_src = gb + static_cast<int64_t>(r0) * b_stride + c0 * 8;
-        if (all_rows && cols_a >= kD && cols_b >= kD) {
-            // The common tile: every chunk is read, no predicate or address select per chunk.
-#pragma unroll
-            for (int it = 0; it < kIters; ++it) {
-                const int r = r0 + it * kRowsPerPass;
-                if (kRows * kChunks % kThreads == 0 || r < kRows) {
-                    const uint32_t dst = (r * kLdD + c0 * 8) * 2;
-                    cp_async_16(sa + dst, a_src, true);
-                    cp_async_16(sb + dst, b_src, true);
-                    a_src += kRowsPerPass * a_stride;
-                    b_src += kRowsPerPass * b_stride;
-                }
-            }
-            return;
-        }
-        const bool a_col_ok = c0 * 8 < cols_a, b_col_ok = c0 * 8 < cols_b;
-#pragma unroll
-        for (int it = 0; it < kIters; ++it) {
-            const int r = r0 + it * kRowsPerPass;
-            if (kRows * kChunks % kThreads == 0 || r < kRows) {
-                const bool row_ok = all_rows || r < rows_valid;
-                const bool a_ok = row_ok && a_col_ok, b_ok = row_ok && b_col_ok;
-                const uint32_t dst = (r * kLdD + c0 * 8) * 2;
-                cp_async_16(sa + dst, a_ok ? a_src : ga, a_ok);
-                cp_async_16(sb + dst, b_ok ? b_src : gb, b_ok);
-                a_src += kRowsPerPass * a_stride;
-                b_src += kRowsPerPass * b_stride;
-            }
-        }
+        copy_tile_rows<Element, kRows, kD, kLdD, kThreads>(
+            sa, ga + static_cast<int64_t>(r0) * a_stride + c0 * 8, a_stride, c0 * 8 < cols_a, ga, sb,
+            gb + static_cast<int64_t>(r0) * b_stride + c0 * 8, b_stride, c0 * 8 < cols_b, gb, rows_valid,
+            rows_valid >= kRows && cols_a >= kD && cols_b >= kD, tid);
     } else {
 #pragma unroll
         for (int it = 0; it < kIters; ++it) {
@@ -518,7 +531,43 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
     auto block_of = [&](int idx) { return kDeterministic ? m_begin + m_count - 1 - idx : m_begin + idx; };
 
     // ---- one step's Q, dO, LSE and D --------------------------------------------------
+    // The pointer table (Cfg::kPointerTable): this thread's Q and dO copy pointers and its LSE or D
+    // element for head kvh * group (gi = 0) and query row 0; a step adds gi heads and i0 rows. Each
+    // thread reads only its own entries, so no barrier is needed.
+    const Element** table_q = reinterpret_cast<const Element**>(smem + Cfg::kOffPtrs);
+    const Element** table_do = table_q + kThreads;
+    const float** table_ld = reinterpret_cast<const float**>(table_do + kThreads);
+    if constexpr (Cfg::kPointerTable) {
+        const int c0 = tid % kChunks, r0 = tid / kChunks;
+        const int64_t h0 = static_cast<int64_t>(kvh) * p.group;
+        table_q[tid] = static_cast<const Element*>(p.q) + s.entry * p.q_batch_stride + (s.q_row0 + r0) * p.q_row_stride +
+                       h0 * p.q_head_stride + c0 * 8;
+        table_do[tid] = static_cast<const Element*>(p.dout) + s.entry * p.do_batch_stride +
+                        (s.q_row0 + r0) * p.do_row_stride + h0 * p.do_head_stride + c0 * 8;
+        table_ld[tid] = tid < kBQ ? p.lse + s.lse_off + h0 * p.lse_head_stride + tid
+                                  : p.dsum + h0 * p.total_q + s.q_flat0 + (tid - kBQ);
+    }
+
     auto load_step = [&](int gi, int idx, int stage) {
+        const uint32_t sQ = sQ0 + stage * Cfg::kTileQBytes, sDO = sDO0 + stage * Cfg::kTileQBytes;
+        if constexpr (Cfg::kPointerTable) {
+            const int i0 = block_of(idx) * kBQ;
+            const int sq = s.sq;
+            const int c0 = tid % kChunks;
+            copy_tile_rows<Element, kBQ, kD, kLdD, kThreads>(
+                sQ, table_q[tid] + gi * p.q_head_stride + i0 * p.q_row_stride, p.q_row_stride, c0 * 8 < p.headdim, p.q, sDO,
+                table_do[tid] + gi * p.do_head_stride + i0 * p.do_row_stride, p.do_row_stride, c0 * 8 < p.headdim_v, p.dout,
+                sq - i0, sq - i0 >= kBQ && p.headdim >= kD && p.headdim_v >= kD, tid);
+            // Rows past the sequence read LSE = D = 0: their Q and dO are 0 and the mask zeroes P.
+            if (tid < 2 * kBQ) {
+                const int r = tid < kBQ ? tid : tid - kBQ;
+                const bool ok = i0 + r < sq;
+                const float* src = table_ld[tid] + (tid < kBQ ? gi * p.lse_head_stride : gi * static_cast<int64_t>(p.total_q)) + i0;
+                const float* any = tid < kBQ ? p.lse : p.dsum;
+                cp_async_4((tid < kBQ ? sLse0 : sD0) + (stage * kBQ + r) * 4, ok ? src : any, ok);
+            }
+            return;
+        }
         const SeqInfo s = seq_info(p, b);  // recomputed: cheaper than keeping it live across the loop
         const int m = block_of(idx);
         const int h = kvh * p.group + gi;
@@ -527,7 +576,6 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                             (s.q_row0 + i0) * p.q_row_stride + static_cast<int64_t>(h) * p.q_head_stride;
         const Element* dog = static_cast<const Element*>(p.dout) + s.entry * p.do_batch_stride +
                              (s.q_row0 + i0) * p.do_row_stride + static_cast<int64_t>(h) * p.do_head_stride;
-        const uint32_t sQ = sQ0 + stage * Cfg::kTileQBytes, sDO = sDO0 + stage * Cfg::kTileQBytes;
         load_tile_pair<Element, kBQ, kD, kLdD, kThreads>(sQ, qg, p.q_row_stride, p.headdim, sDO, dog, p.do_row_stride,
                                                          p.headdim_v, s.sq - i0, tid);
         // Rows past the sequence read LSE = D = 0: their Q and dO are 0 and the mask zeroes P.
