@@ -142,7 +142,7 @@ var file = new
         parallel_scaling_start = Math.Round(scalingStart, 2),
         parallel_scaling_end = Math.Round(ParallelScaling(threads), 2),
         method = "same fp32 buffers for every implementation; first a process warm-up (~0.7 s of calls per implementation and head dim " +
-                 "on s=256) so that tiered JIT compilation has settled; per config: 2 warm-up calls of each, then N calls of each in rounds " +
+                 "on s=256; tiered compilation off, so no method is recompiled during the timed calls); per config: 2 warm-up calls of each, then N calls of each in rounds " +
                  "(per round each implementation runs a block of 5 back-to-back calls after a 200 ms pause, order rotated), Stopwatch around each call; " +
                  "median (and min) of the N calls; N = --runs, halved (at least 5) when one call takes over 1.5 s",
         flops = "4·b·h·s²·d (non-causal)",
