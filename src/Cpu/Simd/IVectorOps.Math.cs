@@ -52,8 +52,23 @@ internal partial interface IVectorOps<TSelf, TVec>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TVec ExpOfClamped(TVec x)
     {
-        TVec shifted = TSelf.MultiplyAdd(x, TSelf.Create(Log2E), TSelf.Create(RoundingShift));
-        TVec n = TSelf.Subtract(shifted, TSelf.Create(RoundingShift));
+        TVec p = ExpPolynomial(x, out TVec shifted, out _);
+        // The shifted value's bits are 0x4B400000 + n; shifting left by 23 drops the constant
+        // part and leaves n in the exponent field, to which the bias 127 (the bits of 1.0f) is added.
+        TVec scale = TSelf.AddBits(TSelf.ShiftLeftBits(shifted, 23), Bits(0x3F80_0000));
+        return TSelf.Multiply(p, scale);
+    }
+
+    /// <summary>
+    /// e^x = 2^n · e^r: returns e^r (|r| ≤ ln 2 / 2, degree-7 Taylor polynomial), with n as a float
+    /// and <paramref name="shifted"/> = x·log2 e + 1.5·2^23 (n in its low mantissa bits). The caller
+    /// scales by 2^n, from the bits (<see cref="ExpOfClamped"/>) or natively (<see cref="Vector512Ops"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TVec ExpPolynomial(TVec x, out TVec shifted, out TVec n)
+    {
+        shifted = TSelf.MultiplyAdd(x, TSelf.Create(Log2E), TSelf.Create(RoundingShift));
+        n = TSelf.Subtract(shifted, TSelf.Create(RoundingShift));
         TVec r = TSelf.MultiplyAdd(n, TSelf.Create(-Ln2Hi), x);
         r = TSelf.MultiplyAdd(n, TSelf.Create(-Ln2Lo), r);
 
@@ -64,12 +79,7 @@ internal partial interface IVectorOps<TSelf, TVec>
         p = TSelf.MultiplyAdd(p, r, TSelf.Create(1f / 6f));
         p = TSelf.MultiplyAdd(p, r, TSelf.Create(0.5f));
         p = TSelf.MultiplyAdd(p, r, TSelf.Create(1f));
-        p = TSelf.MultiplyAdd(p, r, TSelf.Create(1f));
-
-        // The shifted value's bits are 0x4B400000 + n; shifting left by 23 drops the constant
-        // part and leaves n in the exponent field, to which the bias 127 (the bits of 1.0f) is added.
-        TVec scale = TSelf.AddBits(TSelf.ShiftLeftBits(shifted, 23), Bits(0x3F80_0000));
-        return TSelf.Multiply(p, scale);
+        return TSelf.MultiplyAdd(p, r, TSelf.Create(1f));
     }
 
     /// <summary>tanh x, odd, saturating to ±1.</summary>

@@ -48,19 +48,7 @@ internal readonly unsafe struct Vector512Ops : IVectorOps<Vector512Ops, Vector51
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> ExpOfScore(Vector512<float> x)
     {
-        x = Vector512.Max(x, Vector512.Create(-110f));
-        Vector512<float> shifted = Vector512.FusedMultiplyAdd(x, Vector512.Create(1.44269504088896341f), Vector512.Create(12582912f));
-        Vector512<float> n = shifted - Vector512.Create(12582912f);
-        Vector512<float> r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
-        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
-        Vector512<float> p = Vector512.Create(1f / 5040f);
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 720f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 120f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 24f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 6f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f));
+        Vector512<float> p = IVectorOps<Vector512Ops, Vector512<float>>.ExpPolynomial(Vector512.Max(x, Vector512.Create(-110f)), out _, out Vector512<float> n);
         return Avx512F.Scale(p, n);
     }
 }
