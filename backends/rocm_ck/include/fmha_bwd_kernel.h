@@ -240,14 +240,9 @@ struct FmhaBwdDqKernel {
         mask.key_range(i0, i0 + Shape::kBlockRows, key_begin, key_end);
         const int step_begin = key_begin / Shape::kStep;
         const int step_end = key_end > key_begin ? (key_end + Shape::kStep - 1) / Shape::kStep : step_begin;
-        KeyValueTiles<Shape> tiles;
-        block_pipeline(
-            step_begin, step_end, [&](int step) { tiles.load(a, seq, hk, step); }, [&](int) { tiles.store(smem.k, smem.v); },
-            [&](int step) {
-                const int n0 = step * Shape::kStep;
-                const bool need_mask = !mask.tile_all_visible(i0, i0 + Shape::kBlockRows, n0, n0 + Shape::kStep);
-                accumulate_step(smem, q, dout, dq, score, mask, dropout, need_mask, lse2, d_row, i, n0);
-            });
+        walk_key_steps<Shape>(a, seq, hk, mask, i0, step_begin, step_end, smem.k, smem.v, [&](int n0, bool need_mask) {
+            accumulate_step(smem, q, dout, dq, score, mask, dropout, need_mask, lse2, d_row, i, n0);
+        });
 
         if (!real) return;
         uint16_t* dq_row = static_cast<uint16_t*>(const_cast<void*>(a.dq.data)) + seq.q_offset(a.dq, i, h);

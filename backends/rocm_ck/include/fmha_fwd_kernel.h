@@ -81,14 +81,9 @@ struct FmhaFwdKernel {
 
         const ScoreMod score = ScoreMod::make(a, b, h, seq.sq, seq.sk);
         const BlockDropout dropout = BlockDropout::make(a, b, h);
-        KeyValueTiles<Shape> tiles;
-        block_pipeline(
-            step_begin, step_end, [&](int step) { tiles.load(a, seq, hk, step); }, [&](int) { tiles.store(smem.k, smem.v); },
-            [&](int step) {
-                const int n0 = step * Shape::kStep;
-                const bool need_mask = !mask.tile_all_visible(i0, i0 + Shape::kBlockRows, n0, n0 + Shape::kStep);
-                attend_step(smem, q, row, score, mask, dropout, need_mask, i, n0);
-            });
+        walk_key_steps<Shape>(a, seq, hk, mask, i0, step_begin, step_end, smem.k, smem.v, [&](int n0, bool need_mask) {
+            attend_step(smem, q, row, score, mask, dropout, need_mask, i, n0);
+        });
 
         if (IsSplit)
             store_partial(a, seq, h, split, i, row);
