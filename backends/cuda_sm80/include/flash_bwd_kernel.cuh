@@ -531,6 +531,27 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
     auto block_of = [&](int idx) { return kDeterministic ? m_begin + m_count - 1 - idx : m_begin + idx; };
 
     // ---- one step's Q, dO, LSE and D --------------------------------------------------
+    // Row `row` of query head h of the sequence in q / dout, and this thread's LSE (tid < kBQ) or
+    // D (kBQ <= tid < 2 kBQ) element of query row i0 + tid % kBQ.
+    auto q_row = [&](const SeqInfo& s, int64_t h, int64_t row) {
+        return static_cast<const Element*>(p.q) + s.entry * p.q_batch_stride + (s.q_row0 + row) * p.q_row_stride + h * p.q_head_stride;
+    };
+    auto do_row = [&](const SeqInfo& s, int64_t h, int64_t row) {
+        return static_cast<const Element*>(p.dout) + s.entry * p.do_batch_stride + (s.q_row0 + row) * p.do_row_stride +
+               h * p.do_head_stride;
+    };
+    auto lse_d_element = [&](const SeqInfo& s, int64_t h, int i0) {
+        return tid < kBQ ? p.lse + s.lse_off + h * p.lse_head_stride + i0 + tid : p.dsum + h * p.total_q + s.q_flat0 + i0 + (tid - kBQ);
+    };
+    // Rows past the sequence read LSE = D = 0: their Q and dO are 0 and the mask zeroes P.
+    auto copy_lse_d = [&](const float* element, int i0, int sq, int stage) {
+        if (tid < 2 * kBQ) {
+            const int r = tid < kBQ ? tid : tid - kBQ;
+            const bool ok = i0 + r < sq;
+            cp_async_4((tid < kBQ ? sLse0 : sD0) + (stage * kBQ + r) * 4, ok ? element : (tid < kBQ ? p.lse : p.dsum), ok);
+        }
+    };
+
     // The pointer table (Cfg::kPointerTable): this thread's Q and dO copy pointers and its LSE or D
     // element for head kvh * group (gi = 0) and query row 0; a step adds gi heads and i0 rows. Each
     // thread reads only its own entries, so no barrier is needed.
@@ -540,54 +561,28 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
     if constexpr (Cfg::kPointerTable) {
         const int c0 = tid % kChunks, r0 = tid / kChunks;
         const int64_t h0 = static_cast<int64_t>(kvh) * p.group;
-        table_q[tid] = static_cast<const Element*>(p.q) + s.entry * p.q_batch_stride + (s.q_row0 + r0) * p.q_row_stride +
-                       h0 * p.q_head_stride + c0 * 8;
-        table_do[tid] = static_cast<const Element*>(p.dout) + s.entry * p.do_batch_stride +
-                        (s.q_row0 + r0) * p.do_row_stride + h0 * p.do_head_stride + c0 * 8;
-        table_ld[tid] = tid < kBQ ? p.lse + s.lse_off + h0 * p.lse_head_stride + tid
-                                  : p.dsum + h0 * p.total_q + s.q_flat0 + (tid - kBQ);
+        table_q[tid] = q_row(s, h0, r0) + c0 * 8;
+        table_do[tid] = do_row(s, h0, r0) + c0 * 8;
+        table_ld[tid] = lse_d_element(s, h0, 0);
     }
 
     auto load_step = [&](int gi, int idx, int stage) {
         const uint32_t sQ = sQ0 + stage * Cfg::kTileQBytes, sDO = sDO0 + stage * Cfg::kTileQBytes;
+        const int i0 = block_of(idx) * kBQ;
         if constexpr (Cfg::kPointerTable) {
-            const int i0 = block_of(idx) * kBQ;
             const int sq = s.sq;
             const int c0 = tid % kChunks;
             copy_tile_rows<Element, kBQ, kD, kLdD, kThreads>(
                 sQ, table_q[tid] + gi * p.q_head_stride + i0 * p.q_row_stride, p.q_row_stride, c0 * 8 < p.headdim, p.q, sDO,
                 table_do[tid] + gi * p.do_head_stride + i0 * p.do_row_stride, p.do_row_stride, c0 * 8 < p.headdim_v, p.dout,
                 sq - i0, sq - i0 >= kBQ && p.headdim >= kD && p.headdim_v >= kD, tid);
-            // Rows past the sequence read LSE = D = 0: their Q and dO are 0 and the mask zeroes P.
-            if (tid < 2 * kBQ) {
-                const int r = tid < kBQ ? tid : tid - kBQ;
-                const bool ok = i0 + r < sq;
-                const float* src = table_ld[tid] + (tid < kBQ ? gi * p.lse_head_stride : gi * static_cast<int64_t>(p.total_q)) + i0;
-                const float* any = tid < kBQ ? p.lse : p.dsum;
-                cp_async_4((tid < kBQ ? sLse0 : sD0) + (stage * kBQ + r) * 4, ok ? src : any, ok);
-            }
-            return;
-        }
-        const SeqInfo s = seq_info(p, b);  // recomputed: cheaper than keeping it live across the loop
-        const int m = block_of(idx);
-        const int h = kvh * p.group + gi;
-        const int i0 = m * kBQ;
-        const Element* qg = static_cast<const Element*>(p.q) + s.entry * p.q_batch_stride +
-                            (s.q_row0 + i0) * p.q_row_stride + static_cast<int64_t>(h) * p.q_head_stride;
-        const Element* dog = static_cast<const Element*>(p.dout) + s.entry * p.do_batch_stride +
-                             (s.q_row0 + i0) * p.do_row_stride + static_cast<int64_t>(h) * p.do_head_stride;
-        load_tile_pair<Element, kBQ, kD, kLdD, kThreads>(sQ, qg, p.q_row_stride, p.headdim, sDO, dog, p.do_row_stride,
-                                                         p.headdim_v, s.sq - i0, tid);
-        // Rows past the sequence read LSE = D = 0: their Q and dO are 0 and the mask zeroes P.
-        if (tid < kBQ) {
-            const bool ok = i0 + tid < s.sq;
-            const float* src = p.lse + s.lse_off + static_cast<int64_t>(h) * p.lse_head_stride + i0 + tid;
-            cp_async_4(sLse0 + (stage * kBQ + tid) * 4, ok ? src : p.lse, ok);
-        } else if (tid < 2 * kBQ) {
-            const int r = tid - kBQ;
-            const bool ok = i0 + r < s.sq;
-            const float* src = p.dsum + static_cast<int64_t>(h) * p.total_q + s.q_flat0 + i0 + r;
-            cp_async_4(sD0 + (stage * kBQ + r) * 4, ok ? src : p.dsum, ok);
+            copy_lse_d(table_ld[tid] + (tid < kBQ ? gi * p.lse_head_stride : gi * static_cast<int64_t>(p.total_q)) + i0, i0, sq, stage);
+        } else {
+            const SeqInfo s = seq_info(p, b);  // recomputed: cheaper than keeping it live across the loop
+            const int64_t h = static_cast<int64_t>(kvh) * p.group + gi;
+            load_tile_pair<Element, kBQ, kD, kLdD, kThreads>(sQ, q_row(s, h, i0), p.q_row_stride, p.headdim, sDO, do_row(s, h, i0),
+                                                             p.do_row_stride, p.headdim_v, s.sq - i0, tid);
+            copy_lse_d(lse_d_element(s, h, i0), i0, s.sq, stage);
         }
     };
 
