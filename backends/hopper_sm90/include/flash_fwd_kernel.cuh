@@ -355,8 +355,18 @@ __device__ __forceinline__ void rescale_o(float (&o)[Traits::kORegs], const floa
     for (int i = 0; i < Traits::kORegs; ++i) o[i] *= factor[(i >> 1) & 1];
 }
 
-/* O /= ℓ, LSE, and the stores of the warpgroup's rows (rows ≥ sq and columns ≥ headdim_v are
-   not written). `o` may be all zero with rs.sum = 0: a row that saw no key. */
+/* The LSE of a finished row `row` of the sequence (ℓ = sum; +∞ for a row that saw no key). */
+__device__ __forceinline__ void store_lse(const RowState& rs, const FwdParams& p, const FwdTileCoord& c, int row, int half, float sum) {
+    if (p.lse == nullptr) return;
+    const float lse = sum > 0.0f ? rs.ref[half] * kLn2 + logf(sum) : kPosInf;
+    const int64_t idx = p.cu_seqlens_q != nullptr
+                            ? static_cast<int64_t>(c.h) * p.lse_head_stride + c.q_row0 + row
+                            : static_cast<int64_t>(c.b) * p.lse_batch_stride + static_cast<int64_t>(c.h) * p.lse_head_stride + row;
+    p.lse[idx] = lse;
+}
+
+/* O /= ℓ, LSE, and the stores of the warpgroup's rows from registers (rows ≥ sq and columns ≥
+   headdim_v are not written). `o` may be all zero with rs.sum = 0: a row that saw no key. */
 template <class Traits, typename Element>
 __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const RowState& rs, const FwdParams& p,
                                              const FwdTileCoord& c, int row0, int quad) {
@@ -366,13 +376,7 @@ __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const R
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
         const int row = c.m_block * Traits::kBlockM + row0 + 8 * half; /* within the sequence */
         if (row >= c.sq) continue;
-        if (p.lse != nullptr && quad == 0) {
-            const float lse = sum > 0.0f ? rs.ref[half] * kLn2 + logf(sum) : kPosInf;
-            const int64_t idx = p.cu_seqlens_q != nullptr
-                                    ? static_cast<int64_t>(c.h) * p.lse_head_stride + c.q_row0 + row
-                                    : static_cast<int64_t>(c.b) * p.lse_batch_stride + static_cast<int64_t>(c.h) * p.lse_head_stride + row;
-            p.lse[idx] = lse;
-        }
+        if (quad == 0) store_lse(rs, p, c, row, half, sum);
         const int64_t row_off = p.cu_seqlens_q != nullptr
                                     ? static_cast<int64_t>(c.q_row0 + row) * p.o_row_stride
                                     : static_cast<int64_t>(c.b) * p.o_batch_stride + static_cast<int64_t>(row) * p.o_row_stride;
@@ -388,7 +392,7 @@ __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const R
     }
 }
 
-/* The epilogue with a TMA store (Traits::kStoreOWithTma): O / ℓ and the LSE as store_output, the rows
+/* The epilogue with a TMA store (Traits::kStoreOWithTma): O / ℓ and the LSE (store_lse) as store_output, the rows
    of this warpgroup staged in its shared-memory slabs in the 128-byte-swizzled image TMA reads (16-byte
    chunk index ^= row % 8, so the 8 rows of one store instruction hit 8 different bank groups), then
    one thread stores the slabs. `tid` is the thread within the warpgroup, `smem_o` its staging area. */
@@ -402,9 +406,7 @@ __device__ __forceinline__ void store_output_tma(float (&o)[Traits::kORegs], con
         const float sum = fa_cuda::quad_sum(rs.sum[half]);
         inv[half] = sum > 0.0f ? 1.0f / sum : 0.0f;
         const int row = c.m_block * Traits::kBlockM + row0 + 8 * half;
-        if (row < c.sq && p.lse != nullptr && quad == 0)
-            p.lse[static_cast<int64_t>(c.b) * p.lse_batch_stride + static_cast<int64_t>(c.h) * p.lse_head_stride + row] =
-                sum > 0.0f ? rs.ref[half] * kLn2 + logf(sum) : kPosInf;
+        if (row < c.sq && quad == 0) store_lse(rs, p, c, row, half, sum);
     }
     const uint32_t bar_id = 4 + wg; /* 1 … kConsumers are the ping-pong turns */
     if (tid == 0) bulk_wait_group_read<0>(); /* the previous tile's store has read the slabs */
