@@ -559,27 +559,34 @@ stage_profile() {
     *) fa2_kernel=flash_fwd_kernel ;;
   esac
   local ncu=(ncu --clock-control none --set full --import-source no --launch-count 1 -f)
-  local failed=() extra=() d t
+  local failed=() extra=() d t pairs=0
   read -ra extra <<<"$profile_args"
-  local per=$(($(remaining) / 4))
+  for d in ${hdims//,/ }; do for t in ${dtypes//,/ }; do pairs=$((pairs + 1)); done; done
+  local per=$(($(remaining) / (2 * (pairs > 0 ? pairs : 1))))
+  # profile_one LABEL KERNEL REPORT COMMAND...: one launch of KERNEL under ncu into REPORT.ncu-rep, its
+  # details appended to profile.txt.
+  profile_one() {
+    local label=$1 kernel=$2 rep=$3
+    shift 3
+    echo "=== $label $profile_args (kernel ~ $kernel)" >>"$OUT/profile.txt"
+    limit "$per" "${ncu[@]}" -o "$rep" -k "regex:$kernel" "$@" >>"$OUT/profile.txt" 2>&1 || return 1
+    ncu -i "$rep.ncu-rep" --page details --print-details all >>"$OUT/profile.txt" 2>&1
+  }
   for d in ${hdims//,/ }; do
     for t in ${dtypes//,/ }; do
       local shape=(--headdim "$d" --dtype "$t" "${extra[@]}" --warmup 1 --iters 1)
-      local rep=/tmp/profile-ours-d$d-$t
-      echo "=== ours:$backend d=$d $t $profile_args (kernel ~ $ours_kernel)" >>"$OUT/profile.txt"
-      limit "$per" "${ncu[@]}" -o "$rep" -k "regex:$ours_kernel" "${cli[@]}" bench --backend "$backend" "${shape[@]}" \
-        --out /tmp/profile-ours.json >>"$OUT/profile.txt" 2>&1 || failed+=("ours d$d")
-      ncu -i "$rep.ncu-rep" --page details --print-details all >>"$OUT/profile.txt" 2>&1
-      # Per-SASS-instruction counters of ours (shared-memory excess wavefronts, stalls by instruction): the
-      # place a bank conflict or a stall comes from. Best effort: an older ncu without the source page
-      # just leaves its message in the file.
-      ncu -i "$rep.ncu-rep" --page source --print-source sass --csv >"$OUT/profile-sass-d$d-$t.csv" 2>&1 ||
-        echo "(ncu --page source failed: see profile-sass-d$d-$t.csv)" >>"$OUT/profile.txt"
-      rep=/tmp/profile-flash-d$d-$t
-      echo "=== torch-sdpa-flash d=$d $t $profile_args (kernel ~ $fa2_kernel)" >>"$OUT/profile.txt"
-      limit "$per" "${ncu[@]}" -o "$rep" -k "regex:$fa2_kernel" "$python" bench/peers/torch_sdpa.py --impl flash "${shape[@]}" \
-        --out /tmp/profile-peer.json >>"$OUT/profile.txt" 2>&1 || failed+=("flash d$d")
-      ncu -i "$rep.ncu-rep" --page details --print-details all >>"$OUT/profile.txt" 2>&1
+      if profile_one "ours:$backend d=$d $t" "$ours_kernel" "/tmp/profile-ours-d$d-$t" \
+        "${cli[@]}" bench --backend "$backend" "${shape[@]}" --out /tmp/profile-ours.json; then
+        # Per-SASS-instruction counters of ours (shared-memory excess wavefronts, stalls by instruction):
+        # the place a bank conflict or a stall comes from. Best effort: an older ncu without the source
+        # page just leaves its message in the file.
+        ncu -i "/tmp/profile-ours-d$d-$t.ncu-rep" --page source --print-source sass --csv >"$OUT/profile-sass-d$d-$t.csv" 2>&1 ||
+          echo "(ncu --page source failed: see profile-sass-d$d-$t.csv)" >>"$OUT/profile.txt"
+      else
+        failed+=("ours d$d $t")
+      fi
+      profile_one "torch-sdpa-flash d=$d $t" "$fa2_kernel" "/tmp/profile-flash-d$d-$t" \
+        "$python" bench/peers/torch_sdpa.py --impl flash "${shape[@]}" --out /tmp/profile-peer.json || failed+=("flash d$d $t")
     done
   done
   note="profile.txt $(wc -c <"$OUT/profile.txt") bytes"
