@@ -471,6 +471,15 @@ __device__ __forceinline__ void load_tile_pair(uint32_t sa, const Element* ga, i
 #define FA_SM80_BWD_PREFETCH_AFTER_S -1
 #endif
 
+/* Where the shared-memory path issues the dQ reductions: 1 = spread over the k-steps of the dV product
+   (a few per k-step), 0 = all together right after the dQ product. Eight back-to-back 16-byte
+   reductions per thread fill the load/store queue; the registers they read are then reused by the
+   next product's first ldmatrix, which waits until the queue has taken the data (Nsight Compute,
+   H100, d64 s4k: 6 % of the warp samples on that wait). An A/B switch for tuning. */
+#ifndef FA_SM80_BWD_DQ_INTERLEAVE
+#define FA_SM80_BWD_DQ_INTERLEAVE 1
+#endif
+
 template <typename Element, typename Cfg, bool IsCausal, bool kFeatures, bool kDeterministic>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_kernel(const BwdParams p) {
     constexpr int kD = Cfg::kHeadDim, kBQ = Cfg::kBlockQ, kBK = Cfg::kBlockK, kThreads = Cfg::kThreads;
@@ -678,8 +687,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
         // ---- dQ_i += dS K (rows x head dim), added into the fp32 accumulator --------------
         // Needs dS^T complete in shared memory. Shared path: right after the barrier that
         // publishes dS^T, ahead of dV / dK, so that the reductions drain under their MMAs.
-        auto dq_step = [&]() {
-            float acc_dq[MT_Q][NT_Q][4];
+        auto dq_product = [&](float (&acc_dq)[MT_Q][NT_Q][4]) {
 #pragma unroll
             for (int mt = 0; mt < MT_Q; ++mt)
 #pragma unroll
@@ -688,7 +696,17 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                     for (int e = 0; e < 4; ++e) acc_dq[mt][nt][e] = 0.0f;
             gemm_ss<Element, MT_Q, NT_Q, kBK / 16, true, true>(acc_dq, sDS, kLdQ, wq_q * Cfg::kQWarpQ, sK, kLdD,
                                                                wq_d * Cfg::kQWarpD, lane);
-
+        };
+        // Whole fragments: rows past the sequence hold dS = 0 (P is masked there) and stay in this
+        // sequence's row groups; fragments entirely past it are skipped.
+        const int dq_r0 = i0 + wq_q * Cfg::kQWarpQ;
+        auto dq_add = [&](const float (&acc_dq)[MT_Q][NT_Q][4], int64_t group0, int mt, int nt) {
+            if (dq_r0 + mt * 16 < s.sq)
+                red_add_fragment(dq_fragment(p, group0 + mt, h, wq_d * Cfg::kQWarpD + nt * 8), lane, acc_dq[mt][nt]);
+        };
+        auto dq_step = [&]() {
+            float acc_dq[MT_Q][NT_Q][4];
+            dq_product(acc_dq);
             int* sem = nullptr;
             if constexpr (kDeterministic) {
                 // Wait until every key block before this one that touches query block m has added.
@@ -701,19 +719,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                 __syncthreads();
             }
             {
-                // Whole fragments: rows past the sequence hold dS = 0 (P is masked there) and stay in
-                // this sequence's row groups; fragments entirely past it are skipped.
-                const SeqInfo s = seq_info(p, b);
-                const int r0 = i0 + wq_q * Cfg::kQWarpQ;
-                const int64_t group0 = dq_row_group(s, b, r0);
+                const int64_t group0 = dq_row_group(seq_info(p, b), b, dq_r0);
 #pragma unroll
-                for (int mt = 0; mt < MT_Q; ++mt) {
-                    if (r0 + mt * 16 < s.sq) {
+                for (int mt = 0; mt < MT_Q; ++mt)
 #pragma unroll
-                        for (int nt = 0; nt < NT_Q; ++nt)
-                            red_add_fragment(dq_fragment(p, group0 + mt, h, wq_d * Cfg::kQWarpD + nt * 8), lane, acc_dq[mt][nt]);
-                    }
-                }
+                    for (int nt = 0; nt < NT_Q; ++nt) dq_add(acc_dq, group0, mt, nt);
             }
             if constexpr (kDeterministic) {
                 __threadfence();
@@ -765,9 +775,25 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                     st_shared_32(ds_warp + at + 8 * kLdQ * 2, d1);
                 }
             __syncthreads();
-            dq_step();
-            gemm_ss<Element, MT_KV, NT_KV, kBQ / 16, false, true>(acc_dv, sP, kLdQ, wkv_k * Cfg::kKVWarpK, sDO, kLdD,
-                                                                   wkv_d * Cfg::kKVWarpD, lane);
+            if constexpr (FA_SM80_BWD_DQ_INTERLEAVE != 0 && !kDeterministic) {
+                float acc_dq[MT_Q][NT_Q][4];
+                dq_product(acc_dq);
+                const int64_t group0 = dq_row_group(seq_info(p, b), b, dq_r0);
+                constexpr int kFragments = MT_Q * NT_Q, kSteps = kBQ / 16;
+                constexpr int kPerStep = (kFragments + kSteps - 1) / kSteps;
+                gemm_ss<Element, MT_KV, NT_KV, kSteps, false, true>(
+                    acc_dv, sP, kLdQ, wkv_k * Cfg::kKVWarpK, sDO, kLdD, wkv_d * Cfg::kKVWarpD, lane, [&](int ks) {
+#pragma unroll
+                        for (int j = 0; j < kPerStep; ++j) {
+                            const int f = ks * kPerStep + j;
+                            if (f < kFragments) dq_add(acc_dq, group0, f / NT_Q, f % NT_Q);
+                        }
+                    });
+            } else {
+                dq_step();
+                gemm_ss<Element, MT_KV, NT_KV, kBQ / 16, false, true>(acc_dv, sP, kLdQ, wkv_k * Cfg::kKVWarpK, sDO, kLdD,
+                                                                       wkv_d * Cfg::kKVWarpD, lane);
+            }
             gemm_ss<Element, MT_KV, NT_KV, kBQ / 16, false, true>(acc_dk, sDS, kLdQ, wkv_k * Cfg::kKVWarpK, sQ, kLdD,
                                                                    wkv_d * Cfg::kKVWarpD, lane);
         }
