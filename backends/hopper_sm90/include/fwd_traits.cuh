@@ -32,30 +32,39 @@ struct FwdTile<64, Softcap> {
     static constexpr int kBlockM = Softcap ? 128 : 192, kBlockN = 128;
     static constexpr bool kPingPong = true;
     static constexpr bool kSoftmaxBeforeWait = false; /* 2 % slower with it at d64 (3 consumers) */
+    /* Register stores: with the TMA-store epilogue the 3-consumer kernel spilled (H100 SASS: 15 STL, 26 LDL) for at
+       most +5 % at 512–1k keys and ±1 % from 4k (fa_sm90_fwd_tune). */
+    static constexpr bool kStoreOWithTma = false;
 };
 template <bool Softcap>
 struct FwdTile<96, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 128;
     static constexpr bool kPingPong = true;
     static constexpr bool kSoftmaxBeforeWait = true;
+    static constexpr bool kStoreOWithTma = false; /* untimed; the same tiles as d 128 */
 };
 template <bool Softcap>
 struct FwdTile<128, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 128;
     static constexpr bool kPingPong = true;
     static constexpr bool kSoftmaxBeforeWait = true;
+    /* O through shared memory + TMA store (H100, 2026-11-23, fa_sm90_fwd_tune): +7–18 % at 512–1k keys
+       (causal most), ±1.5 % from 4k; no spill. Fits beside the tiles only at d ≤ 128. */
+    static constexpr bool kStoreOWithTma = true;
 };
 template <bool Softcap>
 struct FwdTile<192, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 112;
     static constexpr bool kPingPong = true;
     static constexpr bool kSoftmaxBeforeWait = true;
+    static constexpr bool kStoreOWithTma = false; /* no room beside the tiles */
 };
 template <bool Softcap>
 struct FwdTile<256, Softcap> {
     static constexpr int kBlockM = 128, kBlockN = 80;
     static constexpr bool kPingPong = true;
     static constexpr bool kSoftmaxBeforeWait = true;
+    static constexpr bool kStoreOWithTma = false; /* no room beside the tiles */
 };
 
 template <int HeadDim, int BlockM, int BlockN, bool PingPong, int Stages = 2, bool SoftmaxBeforeWait = true,
@@ -88,8 +97,7 @@ struct FwdTraits {
     /* The epilogue through shared memory and a TMA store (each consumer warpgroup stages its 64 rows
        as the same swizzled 64-column slabs, then one thread stores them), instead of 4-byte stores
        from registers. Dense batches only (a varlen tile's box would reach into the next sequence:
-       the kernel falls back to register stores there). Not yet chosen by any instance: a tuning
-       variant (fa_sm90_fwd_tune) until measured. */
+       the kernel falls back to register stores there). Chosen per head dim by FwdTile::kStoreOWithTma. */
     static constexpr bool kStoreOWithTma = StoreOWithTma;
     static constexpr int kOWarpgroupBytes = 64 * kSlabs * 128;
     static constexpr int kOOffset = kVOffset + kStages * kVBytes;
@@ -116,7 +124,8 @@ struct FwdTraits {
 /* The traits of the instance (dtype-independent). */
 template <int HeadDim, bool Softcap>
 using FwdInstanceTraits = FwdTraits<HeadDim, FwdTile<HeadDim, Softcap>::kBlockM, FwdTile<HeadDim, Softcap>::kBlockN,
-                                    FwdTile<HeadDim, Softcap>::kPingPong, 2, FwdTile<HeadDim, Softcap>::kSoftmaxBeforeWait>;
+                                    FwdTile<HeadDim, Softcap>::kPingPong, 2, FwdTile<HeadDim, Softcap>::kSoftmaxBeforeWait,
+                                    FwdTile<HeadDim, Softcap>::kStoreOWithTma>;
 
 /* Fewer query rows per tile for short masked (causal / window) problems at d 64, where the
    192-row tile wastes more of its work on the diagonal (fa_sm90_fwd_tune, causal: +9–10 % at

@@ -1,8 +1,7 @@
 #define FA_TUNE_DEFINE_VARIANTS
 #include "fwd_tune.h"
 void tune_variants_d128(std::vector<TuneVariant>& out) {
-    FA_TUNE_TRAITS("d128 128x128", 128, 128, 128, true); /* the instance's tile first */
-    FA_TUNE_TRAITS("d128 128x128 wait hoisted by ptxas", 128, 128, 128, true, 2, false);
-    FA_TUNE_TRAITS("d128 128x176", 128, 128, 176, true);
-    FA_TUNE_TRAITS("d128 128x128 O via smem + TMA store", 128, 128, 128, true, 2, true, true);
+    FA_TUNE_TRAITS("d128 128x128", 128, 128, 128, true, 2, true, true); /* the instance's tile first */
+    FA_TUNE_TRAITS("d128 128x128 O from registers", 128, 128, 128, true, 2, true, false);
+    FA_TUNE_TRAITS("d128 128x128 wait hoisted by ptxas", 128, 128, 128, true, 2, false, true);
 }
