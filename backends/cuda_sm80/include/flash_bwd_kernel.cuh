@@ -155,50 +155,81 @@ __device__ __forceinline__ float* dq_fragment(const BwdParams& p, int64_t row_gr
     return p.dq_accum + ((row_group * p.nheads_q + h) * (p.dq_accum_dim / 8) + col / 8) * 128;
 }
 
+/* A tile of rows of kCols 16-bit elements in shared memory: at(r, col, x) is the byte offset of element col
+ * (a multiple of 8: the start of a 16-byte chunk) of row r, where x = r % 8 (callers pass the value they
+ * know per lane).
+ *   padded (kSwizzle false): rows of kCols + 8 elements; the 16-byte pad puts 8 consecutive rows in 8
+ *     different bank groups;
+ *   swizzled (kCols a multiple of 64): rows of kCols elements, chunk c stored at c ^ x within its group of 8
+ *     (128 bytes). The same bank spread for ldmatrix, and a 32-byte global sector (chunks 2j, 2j + 1) stays in
+ *     one aligned 32-byte span: with the pad every odd row split each cp.async sector over two wavefronts
+ *     (Nsight Compute, H100: 2.6x the ideal for those copies). */
+template <int kCols, bool kSwizzle_>
+struct RowLayout {
+    static_assert(!kSwizzle_ || kCols % 64 == 0, "the swizzle permutes groups of 8 chunks");
+    static constexpr bool kSwizzle = kSwizzle_;
+    static constexpr int kPitch = kSwizzle ? kCols : kCols + 8;  // elements per row
+    static __device__ __forceinline__ uint32_t at(int r, int col, int x) {
+        return kSwizzle ? static_cast<uint32_t>(r * kPitch * 2 + (((col >> 3) ^ x) << 4)) : static_cast<uint32_t>((r * kPitch + col) * 2);
+    }
+};
+
 /* ---- warp-level products on shared-memory tiles ----------------------------------------
  * acc[MT][NT] (m16 x n8 tiles) += A (MT*16 x KSTEPS*16) * B (KSTEPS*16 x NT*8).
  *   A not transposed: stored [m][k] (k contiguous), rows a_m0.., columns from 0.
  *   A transposed:     stored [k][m], m columns from a_m0.
  *   B not transposed: stored [n][k] (k contiguous), rows b_n0.
  *   B transposed:     stored [k][n], n columns from b_n0.
- * Leading dimensions in elements; addresses are shared-space byte addresses. */
+ * LA / LB: the tiles' RowLayout; addresses are shared-space byte addresses. Every lane's rows are
+ * congruent to lane % 8 modulo 8 (the tile offsets are multiples of 8 rows). */
 struct NoHook {
     __device__ __forceinline__ void operator()(int) const {}
 };
 
 /* hook(ks) runs between the fragment loads and the MMAs of k-step ks: independent work placed there is issued between
    the MMAs instead of after the product. */
-template <typename Element, int MT, int NT, int KSTEPS, bool ATrans, bool BTrans, typename Hook = NoHook>
-__device__ __forceinline__ void gemm_ss(float (&acc)[MT][NT][4], uint32_t sA, int lda, int a_m0, uint32_t sB, int ldb,
-                                        int b_n0, int lane, const Hook& hook = Hook()) {
+/* The ldmatrix.x4 address of one operand: the 16 x 16 block at (dr, dc) from this lane's row r and column c of
+ * it (c = 0 or 8). Padded layouts: one base per lane plus constant offsets. Swizzled: the chunk index is XORed
+ * with r % 8 = lane % 8 after adding dc (an XOR per load). */
+template <class L>
+struct OperandRows {
+    uint32_t base;
+    int c, x;
+    __device__ __forceinline__ OperandRows(uint32_t tile, int r, int c_, int lane) : c(c_), x(lane & 7) {
+        base = L::kSwizzle ? tile + r * L::kPitch * 2 : tile + L::at(r, c, x);
+    }
+    __device__ __forceinline__ uint32_t at(int dr, int dc) const {
+        return L::kSwizzle ? base + L::at(dr, c + dc, x) : base + (dr * L::kPitch + dc) * 2;
+    }
+};
+
+template <typename Element, int MT, int NT, int KSTEPS, bool ATrans, bool BTrans, class LA, class LB, typename Hook = NoHook>
+__device__ __forceinline__ void gemm_ss(float (&acc)[MT][NT][4], uint32_t sA, int a_m0, uint32_t sB, int b_n0, int lane,
+                                        const Hook& hook = Hook()) {
     static_assert(NT % 2 == 0, "B tiles come in pairs");
-    uint32_t a_base, b_base;
-    if (ATrans)
-        a_base = sA + (((lane & 7) + ((lane >> 4) & 1) * 8) * lda + a_m0 + ((lane >> 3) & 1) * 8) * 2;
-    else
-        a_base = sA + ((a_m0 + (lane & 15)) * lda + (lane >> 4) * 8) * 2;
-    if (BTrans)
-        b_base = sB + (((lane & 7) + ((lane >> 3) & 1) * 8) * ldb + b_n0 + (lane >> 4) * 8) * 2;
-    else
-        b_base = sB + ((b_n0 + (lane & 7) + (lane >> 4) * 8) * ldb + ((lane >> 3) & 1) * 8) * 2;
+    // The lane's row and column within a 16 x 16 ldmatrix.x4 block (transposed: rows along k).
+    const OperandRows<LA> ta = ATrans ? OperandRows<LA>(sA, (lane & 7) + ((lane >> 4) & 1) * 8, a_m0 + ((lane >> 3) & 1) * 8, lane)
+                                      : OperandRows<LA>(sA, a_m0 + (lane & 15), (lane >> 4) * 8, lane);
+    const OperandRows<LB> tb = BTrans ? OperandRows<LB>(sB, (lane & 7) + ((lane >> 3) & 1) * 8, b_n0 + (lane >> 4) * 8, lane)
+                                      : OperandRows<LB>(sB, b_n0 + (lane & 7) + (lane >> 4) * 8, ((lane >> 3) & 1) * 8, lane);
 #pragma unroll
     for (int ks = 0; ks < KSTEPS; ++ks) {
         uint32_t a[MT][4];
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
             if (ATrans)
-                ldmatrix_x4_trans(a[mt], a_base + (ks * 16 * lda + mt * 16) * 2);
+                ldmatrix_x4_trans(a[mt], ta.at(ks * 16, mt * 16));
             else
-                ldmatrix_x4(a[mt], a_base + (mt * 16 * lda + ks * 16) * 2);
+                ldmatrix_x4(a[mt], ta.at(mt * 16, ks * 16));
         }
         hook(ks);
 #pragma unroll
         for (int nt2 = 0; nt2 < NT / 2; ++nt2) {
             uint32_t bb[4];
             if (BTrans)
-                ldmatrix_x4_trans(bb, b_base + (ks * 16 * ldb + nt2 * 16) * 2);
+                ldmatrix_x4_trans(bb, tb.at(ks * 16, nt2 * 16));
             else
-                ldmatrix_x4(bb, b_base + (nt2 * 16 * ldb + ks * 16) * 2);
+                ldmatrix_x4(bb, tb.at(nt2 * 16, ks * 16));
             const uint32_t b_lo[2] = {bb[0], bb[1]}, b_hi[2] = {bb[2], bb[3]};
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
@@ -209,17 +240,16 @@ __device__ __forceinline__ void gemm_ss(float (&acc)[MT][NT][4], uint32_t sA, in
     }
 }
 
-/* Same with A already in registers as m16k16 fragments a[MT][KSTEPS][4]; B transposed ([k][n]). */
-template <typename Element, int MT, int NT, int KSTEPS>
-__device__ __forceinline__ void gemm_rs(float (&acc)[MT][NT][4], const uint32_t (&a)[MT][KSTEPS][4], uint32_t sB,
-                                        int ldb, int b_n0, int lane) {
-    const uint32_t b_base = sB + (((lane & 7) + ((lane >> 3) & 1) * 8) * ldb + b_n0 + (lane >> 4) * 8) * 2;
+/* Same with A already in registers as m16k16 fragments a[MT][KSTEPS][4]; B transposed ([k][n]), columns from 0. */
+template <typename Element, int MT, int NT, int KSTEPS, class LB>
+__device__ __forceinline__ void gemm_rs(float (&acc)[MT][NT][4], const uint32_t (&a)[MT][KSTEPS][4], uint32_t sB, int lane) {
+    const OperandRows<LB> tb(sB, (lane & 7) + ((lane >> 3) & 1) * 8, (lane >> 4) * 8, lane);
 #pragma unroll
     for (int ks = 0; ks < KSTEPS; ++ks) {
 #pragma unroll
         for (int nt2 = 0; nt2 < NT / 2; ++nt2) {
             uint32_t bb[4];
-            ldmatrix_x4_trans(bb, b_base + (ks * 16 * ldb + nt2 * 16) * 2);
+            ldmatrix_x4_trans(bb, tb.at(ks * 16, nt2 * 16));
             const uint32_t b_lo[2] = {bb[0], bb[1]}, b_hi[2] = {bb[2], bb[3]};
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
@@ -393,7 +423,7 @@ __device__ __forceinline__ void pointwise_ds(const float (&acc_s)[MT][NT][4], fl
  * `full`: every row and column is in range (no predicate or address select per chunk); otherwise
  * chunks of rows at or past rows_valid, or of columns out of range (col_ok), are zero-filled with the
  * always-mapped a_any / b_any as their unread source address. */
-template <typename Element, int kRows, int kD, int kLdD, int kThreads>
+template <typename Element, int kRows, int kD, class L, int kThreads>
 __device__ __forceinline__ void copy_tile_rows(uint32_t sa, const Element* a_src, int64_t a_stride, bool a_col_ok,
                                                const void* a_any, uint32_t sb, const Element* b_src, int64_t b_stride,
                                                bool b_col_ok, const void* b_any, int rows_valid, bool full, int tid) {
@@ -407,7 +437,7 @@ __device__ __forceinline__ void copy_tile_rows(uint32_t sa, const Element* a_src
         for (int it = 0; it < kIters; ++it) {
             const int r = r0 + it * kRowsPerPass;
             if (kRows * kChunks % kThreads == 0 || r < kRows) {
-                const uint32_t dst = (r * kLdD + c0 * 8) * 2;
+                const uint32_t dst = L::at(r, c0 * 8, r & 7);
                 cp_async_16(sa + dst, a_src, true);
                 cp_async_16(sb + dst, b_src, true);
                 a_src += kRowsPerPass * a_stride;
@@ -422,7 +452,7 @@ __device__ __forceinline__ void copy_tile_rows(uint32_t sa, const Element* a_src
         if (kRows * kChunks % kThreads == 0 || r < kRows) {
             const bool row_ok = r < rows_valid;
             const bool a_ok = row_ok && a_col_ok, b_ok = row_ok && b_col_ok;
-            const uint32_t dst = (r * kLdD + c0 * 8) * 2;
+            const uint32_t dst = L::at(r, c0 * 8, r & 7);
             cp_async_16(sa + dst, a_ok ? static_cast<const void*>(a_src) : a_any, a_ok);
             cp_async_16(sb + dst, b_ok ? static_cast<const void*>(b_src) : b_any, b_ok);
             a_src += kRowsPerPass * a_stride;
@@ -432,16 +462,16 @@ __device__ __forceinline__ void copy_tile_rows(uint32_t sa, const Element* a_src
 }
 
 /* Rows [0, kRows) of two tiles of one shape (K and V; Q and dO) from global into shared memory
- * (rows kLdD elements apart), in 16-byte chunks spread over the threads; chunks of rows at or past
+ * (layout L), in 16-byte chunks spread over the threads; chunks of rows at or past
  * rows_valid, or of columns at or past cols_a / cols_b, are zero-filled. */
-template <typename Element, int kRows, int kD, int kLdD, int kThreads>
+template <typename Element, int kRows, int kD, class L, int kThreads>
 __device__ __forceinline__ void load_tile_pair(uint32_t sa, const Element* ga, int64_t a_stride, int cols_a, uint32_t sb,
                                                const Element* gb, int64_t b_stride, int cols_b, int rows_valid, int tid) {
     constexpr int kChunks = kD / 8;
     constexpr int kIters = (kRows * kChunks + kThreads - 1) / kThreads;
     if constexpr (kThreads % kChunks == 0) {
         const int c0 = tid % kChunks, r0 = tid / kChunks;
-        copy_tile_rows<Element, kRows, kD, kLdD, kThreads>(
+        copy_tile_rows<Element, kRows, kD, L, kThreads>(
             sa, ga + static_cast<int64_t>(r0) * a_stride + c0 * 8, a_stride, c0 * 8 < cols_a, ga, sb,
             gb + static_cast<int64_t>(r0) * b_stride + c0 * 8, b_stride, c0 * 8 < cols_b, gb, rows_valid,
             rows_valid >= kRows && cols_a >= kD && cols_b >= kD, tid);
@@ -453,7 +483,7 @@ __device__ __forceinline__ void load_tile_pair(uint32_t sa, const Element* ga, i
                 const int r = idx / kChunks, c = idx % kChunks;
                 const bool row_ok = r < rows_valid;
                 const bool a_ok = row_ok && c * 8 < cols_a, b_ok = row_ok && c * 8 < cols_b;
-                const uint32_t dst = (r * kLdD + c * 8) * 2;
+                const uint32_t dst = L::at(r, c * 8, r & 7);
                 cp_async_16(sa + dst, a_ok ? ga + r * a_stride + c * 8 : ga, a_ok);
                 cp_async_16(sb + dst, b_ok ? gb + r * b_stride + c * 8 : gb, b_ok);
             }
@@ -483,7 +513,10 @@ __device__ __forceinline__ void load_tile_pair(uint32_t sa, const Element* ga, i
 template <typename Element, typename Cfg, bool IsCausal, bool kFeatures, bool kDeterministic>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_kernel(const BwdParams p) {
     constexpr int kD = Cfg::kHeadDim, kBQ = Cfg::kBlockQ, kBK = Cfg::kBlockK, kThreads = Cfg::kThreads;
-    constexpr int kLdD = Cfg::kRowPadD, kLdQ = Cfg::kRowPadQ;
+    using TileD = RowLayout<kD, Cfg::kSwizzleD>;  // K, V, Q, dO: [row][head dim]
+    using TileQ = RowLayout<kBQ, false>;          // P^T, dS^T: [key][query row]
+    constexpr int kLdQ = TileQ::kPitch;
+    static_assert(TileD::kPitch == Cfg::kRowPadD && TileQ::kPitch == Cfg::kRowPadQ, "traits and kernel agree on the pitches");
     constexpr int kChunks = kD / 8;  // 16-byte chunks per row
     constexpr int MT_S = Cfg::kSWarpK / 16, NT_S = Cfg::kSWarpQ / 8;
     constexpr int MT_KV = Cfg::kKVWarpK / 16, NT_KV = Cfg::kKVWarpD / 8;
@@ -527,7 +560,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                             (s.k_row0 + j0) * p.k_row_stride + static_cast<int64_t>(kvh) * p.k_head_stride;
         const Element* vg = static_cast<const Element*>(p.v) + s.entry * p.v_batch_stride +
                             (s.k_row0 + j0) * p.v_row_stride + static_cast<int64_t>(kvh) * p.v_head_stride;
-        load_tile_pair<Element, kBK, kD, kLdD, kThreads>(sK, kg, p.k_row_stride, p.headdim, sV, vg, p.v_row_stride,
+        load_tile_pair<Element, kBK, kD, TileD, kThreads>(sK, kg, p.k_row_stride, p.headdim, sV, vg, p.v_row_stride,
                                                          p.headdim_v, s.sk - j0, tid);
     }
 
@@ -581,7 +614,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
         if constexpr (Cfg::kPointerTable) {
             const int sq = s.sq;
             const int c0 = tid % kChunks;
-            copy_tile_rows<Element, kBQ, kD, kLdD, kThreads>(
+            copy_tile_rows<Element, kBQ, kD, TileD, kThreads>(
                 sQ, table_q[tid] + gi * p.q_head_stride + i0 * p.q_row_stride, p.q_row_stride, c0 * 8 < p.headdim, p.q, sDO,
                 table_do[tid] + gi * p.do_head_stride + i0 * p.do_row_stride, p.do_row_stride, c0 * 8 < p.headdim_v, p.dout,
                 sq - i0, sq - i0 >= kBQ && p.headdim >= kD && p.headdim_v >= kD, tid);
@@ -589,7 +622,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
         } else {
             const SeqInfo s = seq_info(p, b);  // recomputed: cheaper than keeping it live across the loop
             const int64_t h = static_cast<int64_t>(kvh) * p.group + gi;
-            load_tile_pair<Element, kBQ, kD, kLdD, kThreads>(sQ, q_row(s, h, i0), p.q_row_stride, p.headdim, sDO, do_row(s, h, i0),
+            load_tile_pair<Element, kBQ, kD, TileD, kThreads>(sQ, q_row(s, h, i0), p.q_row_stride, p.headdim, sDO, do_row(s, h, i0),
                                                              p.do_row_stride, p.headdim_v, s.sq - i0, tid);
             copy_lse_d(lse_d_element(s, h, i0), i0, s.sq, stage);
         }
@@ -645,13 +678,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
             for (int nt = 0; nt < NT_S; ++nt)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc_s[mt][nt][e] = acc_dp[mt][nt][e] = 0.0f;
-        gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(acc_s, sK, kLdD, ws_k * Cfg::kSWarpK, sQ, kLdD,
-                                                            ws_q * Cfg::kSWarpQ, lane);
+        gemm_ss<Element, MT_S, NT_S, kD / 16, false, false, TileD, TileD>(acc_s, sK, ws_k * Cfg::kSWarpK, sQ,
+                                                                          ws_q * Cfg::kSWarpQ, lane);
         if (kPrefetchAfterS) prefetch_next();
         constexpr bool kSplit = FA_SM80_BWD_SPLIT_POINTWISE != 0 && !kFeatures;
         if constexpr (!kSplit)
-            gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(acc_dp, sV, kLdD, ws_k * Cfg::kSWarpK, sDO, kLdD,
-                                                                ws_q * Cfg::kSWarpQ, lane);
+            gemm_ss<Element, MT_S, NT_S, kD / 16, false, false, TileD, TileD>(acc_dp, sV, ws_k * Cfg::kSWarpK, sDO,
+                                                                              ws_q * Cfg::kSWarpQ, lane);
 
         // ---- P~ (into acc_s) and dS (into acc_dp) ----------------------------------------
         {
@@ -671,8 +704,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
             a.c3 = static_cast<uint32_t>(b * p.nheads_q + h);
             if constexpr (kSplit) {
                 // P's exponentials and dP^T = V dO^T in one basic block (see pointwise_exp).
-                gemm_ss<Element, MT_S, NT_S, kD / 16, false, false>(
-                    acc_dp, sV, kLdD, ws_k * Cfg::kSWarpK, sDO, kLdD, ws_q * Cfg::kSWarpQ, lane,
+                gemm_ss<Element, MT_S, NT_S, kD / 16, false, false, TileD, TileD>(
+                    acc_dp, sV, ws_k * Cfg::kSWarpK, sDO, ws_q * Cfg::kSWarpQ, lane,
                     [&](int ks) { pointwise_exp<kD / 16>(acc_s, p, a, ks); });
                 if (!full) pointwise_mask(acc_s, a);
                 pointwise_ds(acc_s, acc_dp, a);
@@ -694,8 +727,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                 for (int nt = 0; nt < NT_Q; ++nt)
 #pragma unroll
                     for (int e = 0; e < 4; ++e) acc_dq[mt][nt][e] = 0.0f;
-            gemm_ss<Element, MT_Q, NT_Q, kBK / 16, true, true>(acc_dq, sDS, kLdQ, wq_q * Cfg::kQWarpQ, sK, kLdD,
-                                                               wq_d * Cfg::kQWarpD, lane);
+            gemm_ss<Element, MT_Q, NT_Q, kBK / 16, true, true, TileQ, TileD>(acc_dq, sDS, wq_q * Cfg::kQWarpQ, sK,
+                                                                             wq_d * Cfg::kQWarpD, lane);
         };
         // Whole fragments: rows past the sequence hold dS = 0 (P is masked there) and stay in this
         // sequence's row groups; fragments entirely past it are skipped.
@@ -757,8 +790,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                     st_shared_32(at + 16, da[mt][ks][2]);
                     st_shared_32(at + 8 * kLdQ * 2 + 16, da[mt][ks][3]);
                 }
-            gemm_rs<Element, MT_KV, NT_KV, KS>(acc_dv, pa, sDO, kLdD, 0, lane);
-            gemm_rs<Element, MT_KV, NT_KV, KS>(acc_dk, da, sQ, kLdD, 0, lane);
+            gemm_rs<Element, MT_KV, NT_KV, KS, TileD>(acc_dv, pa, sDO, lane);
+            gemm_rs<Element, MT_KV, NT_KV, KS, TileD>(acc_dk, da, sQ, lane);
         } else {
 #pragma unroll
             for (int mt = 0; mt < MT_S; ++mt)
@@ -781,8 +814,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                 const int64_t group0 = dq_row_group(seq_info(p, b), b, dq_r0);
                 constexpr int kFragments = MT_Q * NT_Q, kSteps = kBQ / 16;
                 constexpr int kPerStep = (kFragments + kSteps - 1) / kSteps;
-                gemm_ss<Element, MT_KV, NT_KV, kSteps, false, true>(
-                    acc_dv, sP, kLdQ, wkv_k * Cfg::kKVWarpK, sDO, kLdD, wkv_d * Cfg::kKVWarpD, lane, [&](int ks) {
+                gemm_ss<Element, MT_KV, NT_KV, kSteps, false, true, TileQ, TileD>(
+                    acc_dv, sP, wkv_k * Cfg::kKVWarpK, sDO, wkv_d * Cfg::kKVWarpD, lane, [&](int ks) {
 #pragma unroll
                         for (int j = 0; j < kPerStep; ++j) {
                             const int f = ks * kPerStep + j;
@@ -791,11 +824,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                     });
             } else {
                 dq_step();
-                gemm_ss<Element, MT_KV, NT_KV, kBQ / 16, false, true>(acc_dv, sP, kLdQ, wkv_k * Cfg::kKVWarpK, sDO, kLdD,
-                                                                       wkv_d * Cfg::kKVWarpD, lane);
+                gemm_ss<Element, MT_KV, NT_KV, kBQ / 16, false, true, TileQ, TileD>(acc_dv, sP, wkv_k * Cfg::kKVWarpK, sDO,
+                                                                                     wkv_d * Cfg::kKVWarpD, lane);
             }
-            gemm_ss<Element, MT_KV, NT_KV, kBQ / 16, false, true>(acc_dk, sDS, kLdQ, wkv_k * Cfg::kKVWarpK, sQ, kLdD,
-                                                                   wkv_d * Cfg::kKVWarpD, lane);
+            gemm_ss<Element, MT_KV, NT_KV, kBQ / 16, false, true, TileQ, TileD>(acc_dk, sDS, wkv_k * Cfg::kKVWarpK, sQ,
+                                                                                 wkv_d * Cfg::kKVWarpD, lane);
         }
         // Register path: dS^T complete. Single buffer: Q and dO of this step no longer read.
         // (Shared path, double buffer: dS^T was complete before dV / dK; nothing to wait for.)
@@ -813,21 +846,22 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
     cp_async_wait<0>();
     __syncthreads();
     {
-        const uint32_t base_k = sK + ((wkv_k * Cfg::kKVWarpK + g) * kLdD + wkv_d * Cfg::kKVWarpD + 2 * tq) * 2;
-        const uint32_t base_v = sV + ((wkv_k * Cfg::kKVWarpK + g) * kLdD + wkv_d * Cfg::kKVWarpD + 2 * tq) * 2;
+        // Element (key row, column 2t) of each C fragment: rows g and g + 8 of m-tile mt, columns 8 nt of the warp's.
+        const int row0 = wkv_k * Cfg::kKVWarpK + g, col0 = wkv_d * Cfg::kKVWarpD;
 #pragma unroll
         for (int mt = 0; mt < MT_KV; ++mt)
 #pragma unroll
             for (int nt = 0; nt < NT_KV; ++nt) {
-                const uint32_t at = (mt * 16 * kLdD + nt * 8) * 2;
+                const uint32_t at = TileD::at(row0 + mt * 16, col0 + nt * 8, g) + 4 * tq;
+                const uint32_t at8 = TileD::at(row0 + mt * 16 + 8, col0 + nt * 8, g) + 4 * tq;
                 const uint32_t k0 = pack2<Element>(acc_dk[mt][nt][0] * p.scale, acc_dk[mt][nt][1] * p.scale);
                 const uint32_t k1 = pack2<Element>(acc_dk[mt][nt][2] * p.scale, acc_dk[mt][nt][3] * p.scale);
                 const uint32_t v0 = pack2<Element>(acc_dv[mt][nt][0], acc_dv[mt][nt][1]);
                 const uint32_t v1 = pack2<Element>(acc_dv[mt][nt][2], acc_dv[mt][nt][3]);
-                st_shared_32(base_k + at, k0);
-                st_shared_32(base_k + at + 8 * kLdD * 2, k1);
-                st_shared_32(base_v + at, v0);
-                st_shared_32(base_v + at + 8 * kLdD * 2, v1);
+                st_shared_32(sK + at, k0);
+                st_shared_32(sK + at8, k1);
+                st_shared_32(sV + at, v0);
+                st_shared_32(sV + at8, v1);
             }
     }
     __syncthreads();
@@ -843,7 +877,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
             if (kBK * kChunks % kThreads == 0 || idx < kBK * kChunks) {
                 const int r = idx / kChunks, c = idx % kChunks;
                 if (j0 + r < s.sk) {
-                    const uint32_t at = (r * kLdD + c * 8) * 2;
+                    const uint32_t at = TileD::at(r, c * 8, r & 7);
                     const uint4 kv = ld_shared_16(sK + at);
                     const uint4 vv = ld_shared_16(sV + at);
                     if (c * 8 < p.headdim) *reinterpret_cast<uint4*>(dkg + r * p.dk_row_stride + c * 8) = kv;
