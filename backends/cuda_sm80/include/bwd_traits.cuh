@@ -58,9 +58,9 @@ struct TileConfig {
     static constexpr bool kRegisterPath = kWarpsSQ == 1 && kWarpsKVD == 1 && kWarpsSK == kWarpsKVK;
 
     // Shared memory, in elements of 2 bytes and bytes. K, V, Q and dO rows: swizzled (RowLayout in
-    // flash_bwd_kernel.cuh) for the shared-memory-path tiles of d 64 and 128, else padded by 8; P^T and dS^T rows
-    // padded by 8.
-    static constexpr bool kSwizzleD = FA_SM80_BWD_SWIZZLE != 0 && !kRegisterPath && (kHeadDim == 64 || kHeadDim == 128);
+    // flash_bwd_kernel.cuh) for the double-buffered shared-memory-path tiles (the primary ones of d 64, 128, 192,
+    // 256: the tiles an H100 runs), else padded by 8; P^T and dS^T rows padded by 8.
+    static constexpr bool kSwizzleD = FA_SM80_BWD_SWIZZLE != 0 && !kRegisterPath && kDoubleBuffer && kHeadDim % 64 == 0;
     static constexpr int kRowPadD = kSwizzleD ? kHeadDim : kHeadDim + 8;  // K, V, Q, dO tiles
     static constexpr int kRowPadQ = kBlockQ + 8;   // P^T, dS^T tiles ([key][row])
     static constexpr int kTileKBytes = kBlockK * kRowPadD * 2;
@@ -113,7 +113,7 @@ struct TileConfig {
  *   256  fallback   64     64    4x2      2x4       2x4      shared     160256       no  (sm_80)
  * (sm_80 allows 166912 bytes per block, sm_86/89 101376, sm_90 232448. The sizes include the
  * 6144-byte pointer table where the head dim has whole rows per copy pass: every one but 96 and 192. With
- * FA_SM80_BWD_SWIZZLE the d64 and d128 primary tiles drop their row padding: 176128 and 175104 bytes.)
+ * FA_SM80_BWD_SWIZZLE the primary tiles of d 64, 128, 192, 256 drop their row padding (d64 176128, d128 175104 bytes).)
  * The shared-memory P path with 32 x 32 (S, dQ) and 32 x 64 (dK/dV) warp tiles reads less
  * shared memory per MMA than the register path (where every warp reads all of Q and dO),
  * at the price of P^T in shared memory; the register path is the fallback where that does
