@@ -8,7 +8,8 @@
 #
 #   INSTANCE.cu  e.g. backends/cuda_sm80/generated/fa_sm80_bwd_hdim64_bf16.cu
 #   --tools DIR  where ptxas and cuobjdump (CUDA >= 12.1) are [default: $FA_SASS_TOOLS, else
-#                .device/cuda-sass-tools/bin: `tar -C .device/cuda-sass-tools -xJf cuda-sass-tools.tar.xz`]
+#                build/cuda-sass-tools/bin: `tar -C build/cuda-sass-tools -xJf cuda-sass-tools.tar.xz`;
+#                not under .device, which travels to the GPU machine]
 #   --out DIR    where NAME.ptx, NAME.cubin, NAME.sass go [default: build/sass-local]
 #   -D...        passed to nvcc (A/B switches such as -DFA_SM80_BWD_DQ_INTERLEAVE=0)
 #
@@ -19,7 +20,7 @@
 # scalar ones with 11.8. Use it to compare two variants, not to certify one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-tools=${FA_SASS_TOOLS:-$PWD/.device/cuda-sass-tools/bin}
+tools=${FA_SASS_TOOLS:-$PWD/build/cuda-sass-tools/bin}
 out=build/sass-local
 while [ $# -gt 0 ]; do
   case $1 in
