@@ -314,9 +314,13 @@ stage_build() {
   fi
 
   local upper=${backend^^}
+  # A build tree left by an earlier run (another backend, an A/B run's --cmake-args "-DCMAKE_CUDA_FLAGS=-D...",
+  # FA_CUDA_SM80_FWD_ONLY) would keep those cached values in this one: configure from an empty cache, so that
+  # only this run's arguments count (ninja still reuses the objects whose commands did not change).
+  rm -f "$build_dir/CMakeCache.txt"
   local args=(-S backends -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DFA_BUILD_$upper=ON"
-    ${also_backend:+"-DFA_BUILD_${also_backend^^}=ON"}
-    "-DFA_HDIMS=${hdims//,/;}" "-DFA_DTYPES=${dtypes//,/;}" "-DFA_CUDA_ARCHITECTURES=${cuda_archs//,/;}"
+    ${also_backend:+"-DFA_BUILD_${also_backend^^}=ON"})
+  args+=("-DFA_HDIMS=${hdims//,/;}" "-DFA_DTYPES=${dtypes//,/;}" "-DFA_CUDA_ARCHITECTURES=${cuda_archs//,/;}"
     "-DCMAKE_CUDA_COMPILER=$(command -v nvcc)")
   # nvcc 11.8 (Debian's, on the development machine) rejects g++ 12: use clang 14 as its host compiler.
   local nvcc_major
