@@ -90,6 +90,9 @@ struct TileConfig {
     static_assert(kHeadDim % 16 == 0 && kBlockQ % 16 == 0 && kBlockK % 16 == 0, "tiles of 16");
     static_assert(2 * kBlockQ <= kThreads, "LSE and D rows are loaded one per thread");
     static_assert(((kHeadDim / 8) % 2) == 0 && ((kBlockQ / 8) % 2) == 0, "padding trick needs an even chunk count");
+    static_assert(!kSwizzleD || (kOffK % (2 * kRowPadD) == 0 && kOffV % (2 * kRowPadD) == 0 && kOffQ % (2 * kRowPadD) == 0 &&
+                                 kOffDO % (2 * kRowPadD) == 0 && kTileQBytes % (2 * kRowPadD) == 0),
+                  "swizzled tiles start at multiples of their pitch (OperandRows' XOR form)");
 };
 
 /*

@@ -189,17 +189,35 @@ struct NoHook {
 /* hook(ks) runs between the fragment loads and the MMAs of k-step ks: independent work placed there is issued between
    the MMAs instead of after the product. */
 /* The ldmatrix.x4 address of one operand: the 16 x 16 block at (dr, dc) from this lane's row r and column c of
- * it (c = 0 or 8). Padded layouts: one base per lane plus constant offsets. Swizzled: the chunk index is XORed
- * with r % 8 = lane % 8 after adding dc (an XOR per load). */
+ * it (c: the lane's 0 or 8 plus the warp's column offset). Padded layouts: one base per lane plus constant
+ * offsets. Swizzled: base = tile + r pitch + chunk(c) ^ (r % 8), and the block's address is
+ * (base ^ 2 dc) + dr pitch: one XOR per distinct dc, shared by every dr. That holds when
+ *   - dc's chunk bits and c's do not overlap (c's warp offset is a multiple of the warp tile's width, dc a
+ *     multiple of 16 below it; the lane's 8 is bit 0 of the chunk, dc's chunks are even), so the chunk
+ *     c + dc = c ^ dc and its swizzle (c ^ dc) ^ (r % 8) = (c ^ (r % 8)) ^ dc;
+ *   - the pitch is a power of two and tile a multiple of it (base's bits below the pitch are then the chunk's
+ *     alone).
+ * dr and dc are compile-time constants after unrolling. */
 template <class L>
 struct OperandRows {
+    static constexpr int kPitchBytes = L::kPitch * 2;
+    // The XOR form needs base's bits below the pitch to be the chunk's alone: a power-of-two pitch (d 192's
+    // 384-byte rows take the general form, an XOR per load).
+    static constexpr bool kXor = L::kSwizzle && (kPitchBytes & (kPitchBytes - 1)) == 0;
     uint32_t base;
     int c, x;
     __device__ __forceinline__ OperandRows(uint32_t tile, int r, int c_, int lane) : c(c_), x(lane & 7) {
-        base = L::kSwizzle ? tile + r * L::kPitch * 2 : tile + L::at(r, c, x);
+        if (kXor)
+            base = tile + r * kPitchBytes + ((((c >> 3) ^ x) & 7) << 4) + (((c >> 3) & ~7) << 4);
+        else if (L::kSwizzle)
+            base = tile + r * kPitchBytes;
+        else
+            base = tile + L::at(r, c, x);
     }
     __device__ __forceinline__ uint32_t at(int dr, int dc) const {
-        return L::kSwizzle ? base + L::at(dr, c + dc, x) : base + (dr * L::kPitch + dc) * 2;
+        if (kXor) return (base ^ static_cast<uint32_t>(2 * dc)) + dr * kPitchBytes;
+        if (L::kSwizzle) return base + L::at(dr, c + dc, x);
+        return base + (dr * L::kPitch + dc) * 2;
     }
 };
 
@@ -527,7 +545,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
     constexpr int MT_KV = Cfg::kKVWarpK / 16, NT_KV = Cfg::kKVWarpD / 8;
     constexpr int MT_Q = Cfg::kQWarpQ / 16, NT_Q = Cfg::kQWarpD / 8;
 
-    extern __shared__ __align__(128) unsigned char smem[];
+    extern __shared__ __align__(1024) unsigned char smem[];  // tiles at multiples of their pitch (OperandRows)
 
     const int n_block = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
     const SeqInfo s = seq_info(p, b);
