@@ -32,8 +32,8 @@ struct FwdTile<64, Softcap> {
     static constexpr int kBlockM = Softcap ? 128 : 192, kBlockN = 128;
     static constexpr bool kPingPong = true;
     static constexpr bool kSoftmaxBeforeWait = false; /* 2 % slower with it at d64 (3 consumers) */
-    /* Register stores: with the TMA-store epilogue the 3-consumer kernel spilled (H100 SASS: 15 STL, 26 LDL) for at
-       most +5 % at 512–1k keys and ±1 % from 4k (fa_sm90_fwd_tune). */
+    /* Register stores: with the TMA-store epilogue the 3-consumer kernel spilled (H100 SASS: 15 STL, 26 LDL) for
+       +3–6 % at 512–1k keys and ±1 % from 4k (fa_sm90_fwd_tune). */
     static constexpr bool kStoreOWithTma = false;
 };
 template <bool Softcap>
