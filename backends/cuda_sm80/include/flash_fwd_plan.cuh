@@ -87,10 +87,11 @@ constexpr int kSplitCtasPerSm = 2;
  * 2 → 8, 4 → 4, 8 → 2 (256 CTAs, 4096 keys per split at kv 8192), ≥ 16 → 1; b = 4, hq = 8
  * (32 CTAs) → 8. Short caches are bounded by their key tiles (each split ≥ 64 keys): a short,
  * tiny call is latency-bound, and more parallel streams still finish it sooner.
+ * ctas_per_sm: the slots per SM of the calling kernel (hopper_sm90's decode: 1).
  */
-inline int heuristic_splits(int ctas, int key_tiles, int num_sms) {
+inline int heuristic_splits(int ctas, int key_tiles, int num_sms, int ctas_per_sm = kSplitCtasPerSm) {
     if (ctas <= 0 || num_sms <= 0) return 1;
-    const int64_t slots = static_cast<int64_t>(kSplitCtasPerSm) * num_sms;
+    const int64_t slots = static_cast<int64_t>(ctas_per_sm) * num_sms;
     if (ctas >= slots) return 1;
     const int64_t by_waves = (2 * slots + ctas - 1) / ctas;
     const int s_max = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_waves, key_tiles, kMaxSplits})));

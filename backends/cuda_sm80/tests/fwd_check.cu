@@ -128,6 +128,7 @@ struct Case {
     bool interleaved = false;
     bool batch_idx = false;
     bool persistent = false; /* FA_SM90_PERSISTENT=1 during the call (hopper_sm90's persistent grid) */
+    bool nan_outside = false; /* k/v rows that are not keys (past seqused_k, past the cache length) hold NaN */
 };
 
 struct Seq {
@@ -352,8 +353,9 @@ Result run_case(const Case& c, uint64_t seed) {
     vbuf.alloc(elements(vt, kv_entries));
     kt.data = kbuf.dev;
     vt.data = vbuf.dev;
-    for (size_t i = 0; i < kbuf.host.size(); ++i) kbuf.host[i] = to_bits(rng.normal(), dt); /* garbage outside the keys */
-    for (size_t i = 0; i < vbuf.host.size(); ++i) vbuf.host[i] = to_bits(rng.normal(), dt);
+    /* garbage outside the keys: random values, or NaN (0x7fff is a NaN in fp16 and bf16), which must not reach out */
+    for (size_t i = 0; i < kbuf.host.size(); ++i) kbuf.host[i] = c.nan_outside ? uint16_t{0x7fff} : to_bits(rng.normal(), dt);
+    for (size_t i = 0; i < vbuf.host.size(); ++i) vbuf.host[i] = c.nan_outside ? uint16_t{0x7fff} : to_bits(rng.normal(), dt);
     auto kv_index = [&](const fa_tensor& t, int b, int r, int h) -> size_t { /* raw row r of sequence b */
         if (c.page_size > 0) {
             const int page = block_table[static_cast<size_t>(b) * max_pages + r / c.page_size];
@@ -850,6 +852,41 @@ std::vector<Case> all_cases() {
         c.kvcache = true;
         c.name = ty + " d64 kvcache cache_batch_idx leftpad window, no append";
         c.d = 64, c.sq = 4, c.sk = 300, c.batch_idx = true, c.leftpad = true, c.wl = 50, c.wr = 0, c.batch = 3;
+        add(c);
+        // Paged caches with pages of whole 8-row TMA boxes (what hopper_sm90 takes: page 16 is loaded as
+        // 16-row boxes, page 256 as whole key blocks) and NaN in every row that is not a key.
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d128 kvcache paged 16 gqa 8/2 splits 3, NaN outside the keys";
+        c.batch = 3, c.hq = 8, c.hk = 2, c.sq = 1, c.sk = 700, c.seqlen_new = 1, c.page_size = 16, c.num_splits = 3;
+        c.nan_outside = true;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d64 kvcache paged 256 causal 5 rows, splits auto, NaN outside";
+        c.d = 64, c.batch = 3, c.sq = 5, c.sk = 900, c.seqlen_new = 2, c.page_size = 256, c.causal = true, c.num_splits = 0;
+        c.nan_outside = true;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d192 kvcache paged 24 window, rotary interleaved";
+        c.d = 192, c.batch = 2, c.sq = 3, c.sk = 500, c.seqlen_new = 3, c.page_size = 24, c.wl = 100, c.wr = 0;
+        c.rotary_dim = 64, c.interleaved = true;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d256 kvcache cache_batch_idx splits 2 softcap, NaN outside";
+        c.d = 256, c.batch = 3, c.sq = 2, c.sk = 450, c.seqlen_new = 2, c.batch_idx = true, c.num_splits = 2, c.softcap = 20.0f;
+        c.nan_outside = true;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d128 dense seqused_k, NaN past the used keys";
+        c.sq = 100, c.sk = 300, c.seqused = true, c.batch = 3, c.nan_outside = true;
         add(c);
         c = Case{};
         c.dtype = dt;

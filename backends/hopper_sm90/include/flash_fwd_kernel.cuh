@@ -70,21 +70,49 @@ struct FwdParams {
     float score_scale; /* softcap only: softmax_scale / softcap, applied before tanh */
     int window_left, window_right; /* −1 = unbounded; causal: right = 0 */
     int o_tma;         /* 1: the epilogue stores O with TMA (Traits::kStoreOWithTma, dense batch) */
+    /* ---- kv cache (fa_forward_kvcache; q, k, v dense) ---- */
+    const int32_t* cache_seqlens;  /* keys of sequence b = cache_seqlens[b] + seqlen_new; NULL = not a cache */
+    int seqlen_new;
+    const int32_t* cache_batch_idx; /* K/V batch entry of sequence b (NULL: b) */
+    const int32_t* block_table;     /* paged: raw key r of sequence b in page block_table[b][r / page_size] */
+    int64_t block_table_batch_stride;
+    int page_size;
+    int page_box_rows; /* rows per TMA box of a paged K/V tile: gcd(page_size, kBlockN), a multiple of 8 */
+    /* Rows of a partial last key block past the keys hold data in memory (cache rows past cache_seqlens,
+       rows past seqused_k) that may be anything, NaN included: their P is 0, but 0 · NaN is NaN, so the
+       producer zeroes them in V's tile before the consumers read it (FA2 zero-fills them; FA3 did not). */
+    int zero_v_tail;
+    /* ---- split-KV: split s of a tile writes O / ℓ and its LSE (−inf: no key) as fp32 partials at
+       [s][(b·hq + h)·seqlen_q + row], merged by the combine kernel ---- */
+    int num_splits;
+    float* o_partial;
+    float* lse_partial;
     CUtensorMap tma_o; /* out, boxes {64, 64, 1, 1}; last, so the other fields keep their offsets */
 };
 
 /* One (sequence, head, query block): rows m0 … m0 + kBlockM − 1 of sequence b. */
 struct FwdTileCoord {
-    int m_block, h, b;
+    int m_block, h, b, split;
     int sq, sk;           /* rows and keys of the sequence */
     int q_row0, k_row0;   /* TMA row coordinate of the sequence's row 0 / key 0 */
-    int batch_coord;      /* TMA batch coordinate (0 for varlen) */
-    int n_min, n_max;     /* key blocks [n_min, n_max) the tile sees */
+    int batch_coord;      /* TMA batch coordinate of q / out (0 for varlen) */
+    int kv_batch_coord;   /* of k / v (the cache entry through cache_batch_idx) */
+    int n_min, n_max;     /* key blocks [n_min, n_max) the tile sees (of its split) */
 };
 
-template <class Traits>
+/* kCache: the kv-cache kernel (cache lengths and entries, paged K/V, splits); the plain forward's
+   code stays free of them. */
+template <class Traits, bool kCache>
 __device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
     FwdTileCoord c;
+    c.split = 0;
+    if constexpr (kCache) {
+        /* Splits outermost: tiles of one split and neighbouring heads (a GQA group) run together and
+           read the same key range from L2. */
+        const int per_split = p.num_bh * p.num_m_blocks;
+        c.split = tile / per_split;
+        tile -= c.split * per_split;
+    }
     int bh, m_rank; /* m_rank 0 = the last (longest causal) query block */
     if (p.block_major) {
         m_rank = tile / p.num_bh;
@@ -110,6 +138,11 @@ __device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
         c.batch_coord = c.b;
     }
     if (p.seqused_k != nullptr) c.sk = p.seqused_k[c.b];
+    c.kv_batch_coord = c.batch_coord;
+    if constexpr (kCache) {
+        c.sk = p.cache_seqlens[c.b] + p.seqlen_new;
+        if (p.cache_batch_idx != nullptr) c.kv_batch_coord = p.cache_batch_idx[c.b];
+    }
     constexpr int kBlockM = Traits::kBlockM, kBlockN = Traits::kBlockN;
     const int m0 = c.m_block * kBlockM;
     const int offset = c.sk - c.sq; /* bottom-right alignment: row i's diagonal key is i + offset */
@@ -123,6 +156,12 @@ __device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
     if (p.window_left >= 0) {
         const int lo = m0 + offset - p.window_left; /* keys ≥ lo for the first row */
         if (lo > 0) n_min = lo / kBlockN;
+    }
+    if (kCache && p.num_splits > 1 && n_max > n_min) { /* this split's share: ⌈blocks / splits⌉ each, the last ones may be empty */
+        const int share = (n_max - n_min + p.num_splits - 1) / p.num_splits;
+        n_min += c.split * share;
+        n_max = min(n_max, n_min + share);
+        if (n_max < n_min) n_max = n_min;
     }
     c.n_min = n_min;
     c.n_max = n_max;
@@ -168,6 +207,8 @@ struct FwdSmem {
     __device__ __forceinline__ uint64_t* k_empty(int s) const { return bar() + 2 + Traits::kStages + s; }
     __device__ __forceinline__ uint64_t* v_full(int s) const { return bar() + 2 + 2 * Traits::kStages + s; }
     __device__ __forceinline__ uint64_t* v_empty(int s) const { return bar() + 2 + 3 * Traits::kStages + s; }
+    /* the producer's own barrier for a V tile whose tail it zeroes (FwdParams::zero_v_tail) */
+    __device__ __forceinline__ uint64_t* v_tail() const { return bar() + 2 + 4 * Traits::kStages; }
 };
 
 // ---------------------------------------------------------------- producer
@@ -179,28 +220,76 @@ __device__ __forceinline__ void load_tile_slabs(uint8_t* dst, const CUtensorMap&
     for (int s = 0; s < Traits::kSlabs; ++s) tma_load_4d(dst + s * rows_per_slab * 128, tmap, 64 * s, row, head, batch, bar);
 }
 
+/* A K or V tile of a paged cache: boxes of page_box_rows rows, each from its page. Boxes past the
+   sequence's last page re-read that page (their keys are masked, and V's are zeroed). */
 template <class Traits>
+__device__ __forceinline__ void load_paged_tile(uint8_t* dst, const CUtensorMap& tmap, const FwdParams& p, const FwdTileCoord& c,
+                                                int n, int head, uint64_t* bar) {
+    const int32_t* pages = p.block_table + static_cast<int64_t>(c.b) * p.block_table_batch_stride;
+    const int last_page = c.sk > 0 ? (c.sk - 1) / p.page_size : 0;
+    for (int r = 0; r < Traits::kBlockN; r += p.page_box_rows) {
+        const int key = n * Traits::kBlockN + r;
+        int index = key / p.page_size, row = key - index * p.page_size;
+        if (index > last_page) index = last_page, row = 0;
+        const int page = pages[index];
+#pragma unroll
+        for (int s = 0; s < Traits::kSlabs; ++s)
+            tma_load_4d(dst + (s * Traits::kBlockN + r) * 128, tmap, 64 * s, row, head, page, bar);
+    }
+}
+
+/* Zeroes rows [from, kBlockN) of a tile (every 64-column slab): whole 128-byte rows, so the swizzle
+   does not matter. */
+template <class Traits>
+__device__ __forceinline__ void zero_tile_rows(uint8_t* tile, int from) {
+    const uint32_t base = smem_u32(tile);
+#pragma unroll 1
+    for (int s = 0; s < Traits::kSlabs; ++s) {
+        const uint32_t begin = base + (s * Traits::kBlockN + from) * 128, end = base + (s + 1) * Traits::kBlockN * 128;
+#pragma unroll 4
+        for (uint32_t at = begin; at < end; at += 16) asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(at), "r"(0));
+    }
+}
+
+template <class Traits, bool kCache>
 __device__ void fwd_producer(const FwdParams& p, const FwdSmem<Traits>& sm) {
     constexpr int kStages = Traits::kStages;
     PipeState<kStages> k_state, v_state;
     uint32_t q_iter = 0;
+    uint32_t tail_phase = 0;
     for (TileWalk walk; walk.tile() < p.num_tiles; ++walk.round) {
         const int tile = walk.tile();
-        const FwdTileCoord c = fwd_tile<Traits>(p, tile);
+        const FwdTileCoord c = fwd_tile<Traits, kCache>(p, tile);
         if (c.m_block * Traits::kBlockM >= c.sq || c.n_max <= c.n_min) continue; /* nothing to load */
         const int hk = c.h / p.group;
+        auto load_kv = [&](uint8_t* dst, const CUtensorMap& tmap, int n, uint64_t* bar) {
+            if (kCache && p.block_table != nullptr)
+                load_paged_tile<Traits>(dst, tmap, p, c, n, hk, bar);
+            else
+                load_tile_slabs<Traits>(dst, tmap, Traits::kBlockN, c.k_row0 + n * Traits::kBlockN, hk, c.kv_batch_coord, bar);
+        };
         auto load_k = [&](int n) {
             mbar_wait(sm.k_empty(k_state.index), k_state.phase ^ 1u);
             mbar_arrive_expect_tx(sm.k_full(k_state.index), Traits::kKBytes);
-            load_tile_slabs<Traits>(sm.k(k_state.index), p.tma_k, Traits::kBlockN, c.k_row0 + n * Traits::kBlockN, hk,
-                                    c.batch_coord, sm.k_full(k_state.index));
+            load_kv(sm.k(k_state.index), p.tma_k, n, sm.k_full(k_state.index));
             k_state.advance();
         };
         auto load_v = [&](int n) {
             mbar_wait(sm.v_empty(v_state.index), v_state.phase ^ 1u);
-            mbar_arrive_expect_tx(sm.v_full(v_state.index), Traits::kVBytes);
-            load_tile_slabs<Traits>(sm.v(v_state.index), p.tma_v, Traits::kBlockN, c.k_row0 + n * Traits::kBlockN, hk,
-                                    c.batch_coord, sm.v_full(v_state.index));
+            const int tail = c.sk - n * Traits::kBlockN; /* rows of the tile that are keys */
+            if (p.zero_v_tail && tail < Traits::kBlockN) {
+                /* Load on the private barrier, zero the rows past the keys, then let the consumers in. */
+                mbar_arrive_expect_tx(sm.v_tail(), Traits::kVBytes);
+                load_kv(sm.v(v_state.index), p.tma_v, n, sm.v_tail());
+                mbar_wait(sm.v_tail(), tail_phase);
+                tail_phase ^= 1u;
+                zero_tile_rows<Traits>(sm.v(v_state.index), max(tail, 0));
+                fence_proxy_async_smem(); /* generic-proxy zeros, read by wgmma (async proxy) */
+                mbar_arrive(sm.v_full(v_state.index));
+            } else {
+                mbar_arrive_expect_tx(sm.v_full(v_state.index), Traits::kVBytes);
+                load_kv(sm.v(v_state.index), p.tma_v, n, sm.v_full(v_state.index));
+            }
             v_state.advance();
         };
         load_k(c.n_max - 1);
@@ -392,6 +481,30 @@ __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const R
     }
 }
 
+/* A split's epilogue (num_splits > 1): O / ℓ and the LSE as fp32 partials (LSE −inf where the split saw
+   no key of the row; the combine kernel then never reads that O). */
+template <class Traits>
+__device__ __forceinline__ void store_partial(float (&o)[Traits::kORegs], const RowState& rs, const FwdParams& p,
+                                              const FwdTileCoord& c, int row0, int quad) {
+    const int64_t rows = static_cast<int64_t>(p.num_bh) * p.seqlen_q;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const float sum = fa_cuda::quad_sum(rs.sum[half]);
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        const int row = c.m_block * Traits::kBlockM + row0 + 8 * half;
+        if (row >= c.sq) continue;
+        const int64_t flat = c.split * rows + (static_cast<int64_t>(c.b) * p.nheads_q + c.h) * p.seqlen_q + row;
+        if (quad == 0) p.lse_partial[flat] = sum > 0.0f ? rs.ref[half] * kLn2 + logf(sum) : kNegInf;
+        float* out = p.o_partial + flat * p.headdim_v;
+#pragma unroll
+        for (int j = 0; j < Traits::kORegs / 4; ++j) {
+            const int col = 8 * j + 2 * quad;
+            if (col < p.headdim_v)
+                *reinterpret_cast<float2*>(out + col) = make_float2(o[4 * j + 2 * half] * inv, o[4 * j + 2 * half + 1] * inv);
+        }
+    }
+}
+
 /* The epilogue with a TMA store (Traits::kStoreOWithTma): O / ℓ and the LSE (store_lse) as store_output, the rows
    of this warpgroup staged in its shared-memory slabs in the 128-byte-swizzled image TMA reads (16-byte
    chunk index ^= row % 8, so the 8 rows of one store instruction hit 8 different bank groups), then
@@ -448,7 +561,7 @@ __device__ __forceinline__ bool block_needs_mask(const ScoreArgs& p, const FwdTi
     return false;
 }
 
-template <class Traits, typename Element, bool kSoftcap>
+template <class Traits, typename Element, bool kSoftcap, bool kCache>
 __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int wg) {
     constexpr int kStages = Traits::kStages;
     const int tid = threadIdx.x - 128 * (wg + 1);
@@ -457,6 +570,12 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
     const int quad = lane % 4;
     const GemmTurn<Traits> turn{wg};
     auto finish_tile = [&](float (&o)[Traits::kORegs], const RowState& rs, const FwdTileCoord& c) {
+        if constexpr (kCache) {
+            if (p.num_splits > 1) {
+                store_partial<Traits>(o, rs, p, c, row0, quad);
+                return;
+            }
+        }
         if constexpr (Traits::kStoreOWithTma) {
             if (p.o_tma) {
                 store_output_tma<Traits, Element>(o, rs, p, c, row0, quad, sm.o(wg), wg, tid);
@@ -480,7 +599,7 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
     uint32_t pr[Traits::kPRegs];
     for (TileWalk walk; walk.tile() < p.num_tiles; ++walk.round) {
         const int tile = walk.tile();
-        const FwdTileCoord c = fwd_tile<Traits>(p, tile);
+        const FwdTileCoord c = fwd_tile<Traits, kCache>(p, tile);
         if (c.m_block * Traits::kBlockM >= c.sq) continue;
         RowState rs;
         if (c.n_max <= c.n_min) { /* no key for any row of the tile */
@@ -572,7 +691,7 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
 
 // ---------------------------------------------------------------- the kernel
 
-template <class Traits, typename Element, bool kSoftcap>
+template <class Traits, typename Element, bool kSoftcap, bool kCache>
 __global__ void __launch_bounds__(Traits::kThreads, 1) flash_fwd_sm90_kernel(const __grid_constant__ FwdParams p) {
     extern __shared__ uint8_t smem_raw[];
     FwdSmem<Traits> sm;
@@ -585,6 +704,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) flash_fwd_sm90_kernel(con
         if (Traits::kStoreOWithTma && p.o_tma) prefetch_tmap(p.tma_o);
         mbar_init(sm.q_full(), 1);
         mbar_init(sm.q_empty(), 4 * Traits::kConsumers);
+        mbar_init(sm.v_tail(), 1);
         for (int s = 0; s < Traits::kStages; ++s) {
             mbar_init(sm.k_full(s), 1);
             mbar_init(sm.v_full(s), 1);
@@ -596,10 +716,10 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) flash_fwd_sm90_kernel(con
     __syncthreads();
     if (wg == 0) {
         setmaxnreg_dec<Traits::kProducerRegs>();
-        if (threadIdx.x == 0) fwd_producer<Traits>(p, sm);
+        if (threadIdx.x == 0) fwd_producer<Traits, kCache>(p, sm);
     } else {
         setmaxnreg_inc<Traits::kConsumerRegs>();
-        fwd_consumer<Traits, Element, kSoftcap>(p, sm, wg - 1);
+        fwd_consumer<Traits, Element, kSoftcap, kCache>(p, sm, wg - 1);
     }
 }
 

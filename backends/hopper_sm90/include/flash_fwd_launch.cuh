@@ -12,6 +12,7 @@
 
 #include <cinttypes>
 #include <cstdlib>
+#include <numeric>
 
 #include <cuda.h>
 #include <cuda_runtime.h>
@@ -21,6 +22,9 @@
 #include "flash_attn_abi.h"
 #include "flash_fwd_kernel.cuh"
 #include "sm90_launch.cuh"
+/* The kv cache's small kernels (append with rotary, q rotation, split combine) are the sm80
+   backend's, compiled here for sm_90a: one implementation of those semantics. */
+#include "../../cuda_sm80/include/flash_fwd_launch.cuh"
 
 namespace fa_sm90 {
 
@@ -83,26 +87,81 @@ inline FwdGrid fwd_grid(const fa_params& a, int num_tiles, int num_sms, bool une
 /* The forward with explicit traits (run_fwd's tile, or an alternative that fa_sm90_fwd_tune times). */
 template <class Traits, typename Element, bool Softcap>
 fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
-    if (a.total_q == 0 || a.batch == 0) return FA_OK; /* no rows */
+    if (a.batch == 0 || (a.total_q == 0 && a.cache_seqlens == nullptr)) return FA_OK; /* no rows (a cache may still append) */
     const bool varlen = a.cu_seqlens_q != nullptr;
+    const bool kvcache = a.cache_seqlens != nullptr; /* fa_forward_kvcache: dense q, a dense or paged cache */
+    const bool paged = a.block_table != nullptr;
     const int q_rows = varlen ? a.total_q : a.seqlen_q;
-    const int k_rows = varlen ? a.total_k : a.seqlen_k;
+    const int k_rows = varlen ? a.total_k : paged ? a.page_size : a.seqlen_k;
     const int q_batch = varlen ? 1 : a.batch;
     const int kv_batch = varlen ? 1 : a.kv_batch;
 
     FwdParams p{};
-    FA_TRY(encode_tensor_map(&p.tma_q, "q", a.q.data, a.dtype, a.headdim_qk, q_rows, a.nheads_q, q_batch, a.q.row_stride,
-                                    a.q.head_stride, a.q.batch_stride, Traits::kBlockM));
+    KvcachePlan cache_plan;
+    fa_tensor q = a.q;
+    if (kvcache) {
+        cache_plan = kvcache_plan(a, ctx.num_sms);
+        if (cache_plan.workspace_bytes > 0 && (ctx.workspace == nullptr || ctx.workspace_bytes < cache_plan.workspace_bytes))
+            return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_params.workspace_bytes must be at least %llu for this call; got %llu",
+                                     static_cast<unsigned long long>(cache_plan.workspace_bytes),
+                                     static_cast<unsigned long long>(ctx.workspace_bytes));
+        unsigned char* workspace = static_cast<unsigned char*>(ctx.workspace);
+        fa_sm80::FwdArgs args = fa_sm80::make_fwd_args(a);
+        args.cache_seqlens = a.cache_seqlens;
+        args.cache_batch_idx = a.cache_batch_idx;
+        args.seqlen_new = a.k_new.data != nullptr ? a.seqlen_new : 0;
+        const fa_sm80::RotaryArgs rot{a.rotary_cos, a.rotary_sin, a.rotary_dim, a.rotary_interleaved};
+        if (args.seqlen_new > 0) {
+            const fa_sm80::AppendArgs n{a.k_new.data,         a.v_new.data,        a.k_new.batch_stride, a.k_new.row_stride,
+                                        a.k_new.head_stride,  a.v_new.batch_stride, a.v_new.row_stride,  a.v_new.head_stride,
+                                        args.seqlen_new};
+            fa_sm80::kvcache_append_kernel<Element><<<dim3(args.seqlen_new, a.batch), 128, 0, ctx.stream>>>(args, n, rot);
+            FA_TRY(fa_cuda::launch_status("hopper_sm90", "the kv-cache append kernel"));
+        }
+        if (a.rotary_dim > 0 && a.seqlen_q > 0) {
+            Element* q_rot = reinterpret_cast<Element*>(workspace + cache_plan.q_rotated_offset);
+            const int local = (args.window_left >= 0 || args.window_right >= 0) ? 1 : 0;
+            fa_sm80::rotate_q_kernel<Element><<<dim3(a.seqlen_q, a.batch), 128, 0, ctx.stream>>>(args, q_rot, rot, local);
+            FA_TRY(fa_cuda::launch_status("hopper_sm90", "the q rotation kernel"));
+            q.data = q_rot;
+            q.head_stride = a.headdim_qk;
+            q.row_stride = static_cast<int64_t>(a.nheads_q) * a.headdim_qk;
+            q.batch_stride = static_cast<int64_t>(a.seqlen_q) * q.row_stride;
+        }
+        p.cache_seqlens = a.cache_seqlens;
+        p.seqlen_new = args.seqlen_new;
+        p.cache_batch_idx = a.cache_batch_idx;
+        p.num_splits = cache_plan.num_splits;
+        if (cache_plan.num_splits > 1) {
+            p.o_partial = reinterpret_cast<float*>(workspace + cache_plan.partial_o_offset);
+            p.lse_partial = reinterpret_cast<float*>(workspace + cache_plan.partial_lse_offset);
+        }
+        if (a.seqlen_q == 0) return FA_OK;
+    } else {
+        p.num_splits = 1;
+    }
+    int kv_box_rows = Traits::kBlockN;
+    if (paged) {
+        kv_box_rows = std::gcd(a.page_size, Traits::kBlockN); /* api.cu admits page sizes that are multiples of 8 */
+        p.block_table = a.block_table;
+        p.block_table_batch_stride = a.block_table_batch_stride;
+        p.page_size = a.page_size;
+        p.page_box_rows = kv_box_rows;
+    }
+    p.zero_v_tail = (kvcache || a.seqused_k != nullptr) ? 1 : 0;
+
+    FA_TRY(encode_tensor_map(&p.tma_q, "q", q.data, a.dtype, a.headdim_qk, q_rows, a.nheads_q, q_batch, q.row_stride,
+                                    q.head_stride, q.batch_stride, Traits::kBlockM));
     // Without keys the K/V maps are never read; q's address stands in for the absent tensors.
     const bool no_keys = a.k.data == nullptr || k_rows == 0;
-    const void* k_data = no_keys ? a.q.data : a.k.data;
-    const void* v_data = no_keys ? a.q.data : a.v.data;
+    const void* k_data = no_keys ? q.data : a.k.data;
+    const void* v_data = no_keys ? q.data : a.v.data;
     FA_TRY(encode_tensor_map(&p.tma_k, "k", k_data, a.dtype, a.headdim_qk, no_keys ? 1 : k_rows, a.nheads_kv, kv_batch,
-                                    no_keys ? a.q.row_stride : a.k.row_stride, a.k.head_stride, a.k.batch_stride, Traits::kBlockN));
+                                    no_keys ? q.row_stride : a.k.row_stride, a.k.head_stride, a.k.batch_stride, kv_box_rows));
     FA_TRY(encode_tensor_map(&p.tma_v, "v", v_data, a.dtype, a.headdim_v, no_keys ? 1 : k_rows, a.nheads_kv, kv_batch,
-                                    no_keys ? a.q.row_stride : a.v.row_stride, a.v.head_stride, a.v.batch_stride, Traits::kBlockN));
+                                    no_keys ? q.row_stride : a.v.row_stride, a.v.head_stride, a.v.batch_stride, kv_box_rows));
     if constexpr (Traits::kStoreOWithTma) {
-        p.o_tma = varlen ? 0 : 1;
+        p.o_tma = (varlen || p.num_splits > 1) ? 0 : 1;
         if (p.o_tma)
             FA_TRY(encode_tensor_map(&p.tma_o, "out", a.out.data, a.dtype, a.headdim_v, q_rows, a.nheads_q, q_batch,
                                      a.out.row_stride, a.out.head_stride, a.out.batch_stride, 64));
@@ -123,7 +182,7 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     p.seqlen_k = a.seqlen_k;
     p.headdim_v = a.headdim_v;
     p.num_m_blocks = (a.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
-    const int64_t tiles = static_cast<int64_t>(a.batch) * a.nheads_q * p.num_m_blocks;
+    const int64_t tiles = static_cast<int64_t>(a.batch) * a.nheads_q * p.num_m_blocks * p.num_splits;
     if (tiles > INT32_MAX)
         return fa_set_last_error(FA_ERR_UNSUPPORTED, "hopper_sm90: batch x nheads_q x query blocks must be < 2^31; got %" PRId64,
                                  tiles);
@@ -139,7 +198,7 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     fa_entry::normalise_window(a, p.window_left, p.window_right);
     if (p.num_tiles == 0) return FA_OK;
 
-    auto kernel = flash_fwd_sm90_kernel<Traits, Element, Softcap>;
+    auto kernel = kvcache ? flash_fwd_sm90_kernel<Traits, Element, Softcap, true> : flash_fwd_sm90_kernel<Traits, Element, Softcap, false>;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes);
     if (err != cudaSuccess)
         return fa_set_last_error(FA_ERR_DEVICE, "hopper_sm90: cannot give the forward kernel %d bytes of shared memory: %s",
@@ -148,7 +207,19 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     p.block_major = plan.block_major ? 1 : 0;
     const int grid = plan.ctas;
     kernel<<<grid, Traits::kThreads, Traits::kSmemBytes, ctx.stream>>>(p);
-    return fa_cuda::launch_status("hopper_sm90", "the FA3 forward kernel");
+    FA_TRY(fa_cuda::launch_status("hopper_sm90", "the FA3 forward kernel"));
+    if (p.num_splits > 1) {
+        fa_sm80::FwdArgs args = fa_sm80::make_fwd_args(a);
+        args.cache_seqlens = a.cache_seqlens;
+        args.cache_batch_idx = a.cache_batch_idx;
+        args.seqlen_new = p.seqlen_new;
+        args.num_splits = p.num_splits;
+        args.o_partial = p.o_partial;
+        args.lse_partial = p.lse_partial;
+        fa_sm80::split_combine_kernel<Element><<<dim3((a.seqlen_q + 3) / 4, a.nheads_q, a.batch), 128, 0, ctx.stream>>>(args);
+        FA_TRY(fa_cuda::launch_status("hopper_sm90", "the split-KV combine kernel"));
+    }
+    return FA_OK;
 }
 
 template <typename Element, int HeadDimQK, int HeadDimV, bool Softcap>

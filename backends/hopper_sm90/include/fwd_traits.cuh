@@ -103,8 +103,8 @@ struct FwdTraits {
     static constexpr int kOOffset = kVOffset + kStages * kVBytes;
     static constexpr int kOBytes = kStoreOWithTma ? kConsumers * kOWarpgroupBytes : 0;
     static constexpr int kBarrierOffset = kOOffset + kOBytes;
-    /* q_full, q_empty, k_full[S], k_empty[S], v_full[S], v_empty[S] */
-    static constexpr int kBarriers = 2 + 4 * kStages;
+    /* q_full, q_empty, k_full[S], k_empty[S], v_full[S], v_empty[S], v_tail */
+    static constexpr int kBarriers = 3 + 4 * kStages;
     /* + 1024 so the kernel can round the dynamic shared-memory base up to the swizzle atom. */
     static constexpr int kSmemBytes = kBarrierOffset + kBarriers * 8 + 1024;
 

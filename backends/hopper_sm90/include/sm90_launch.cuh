@@ -11,12 +11,16 @@
 #ifndef FA_SM90_LAUNCH_CUH
 #define FA_SM90_LAUNCH_CUH
 
+#include <algorithm>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "fa_cuda_host.h"
 #include "flash_attn_abi.h"
 #include "fwd_traits.cuh"
+/* The split rule and its limits are the sm80 backend's (one rule for both CUDA backends). */
+#include "../../cuda_sm80/include/flash_fwd_plan.cuh"
 
 namespace fa_sm90 {
 
@@ -42,6 +46,45 @@ inline int round_headdim(int headdim) {
         if (headdim <= bucket) return bucket;
     }
     return 0;
+}
+
+/*
+ * The kv-cache call's split count and workspace (fa_workspace_size and the launch agree through
+ * it). Splits: num_splits > 1 as asked (at most one per key block and kMaxSplits), 0 the sm80
+ * backend's wave rule (flash_fwd_plan.cuh) with one resident CTA per SM, 1 none. Workspace: the
+ * fp32 partials (O, LSE) when split, and the rotated q when rotary.
+ */
+struct KvcachePlan {
+    int num_splits = 1;
+    uint64_t partial_o_offset = 0, partial_lse_offset = 0, q_rotated_offset = 0, workspace_bytes = 0;
+};
+
+inline KvcachePlan kvcache_plan(const fa_params& p, int num_sms) {
+    KvcachePlan plan;
+    const int bucket = round_headdim(p.headdim_qk);
+    const bool softcap = p.softcap > 0.0f;
+    const int block_m = bucket == 64 ? (softcap ? FwdTile<64, true>::kBlockM : FwdTile<64, false>::kBlockM) : 128;
+    const int block_n = bucket == 192 ? FwdTile<192, false>::kBlockN : bucket == 256 ? FwdTile<256, false>::kBlockN : 128;
+    const int key_blocks = std::max(1, (p.seqlen_k + block_n - 1) / block_n);
+    if (p.num_splits > 1) {
+        plan.num_splits = std::min({p.num_splits, key_blocks, fa_sm80::kMaxSplits});
+    } else if (p.num_splits == 0) {
+        const int m_blocks = (p.seqlen_q + block_m - 1) / block_m;
+        plan.num_splits = fa_sm80::heuristic_splits(p.batch * p.nheads_q * m_blocks, key_blocks, num_sms, 1);
+    }
+    uint64_t bytes = 0;
+    if (plan.num_splits > 1) {
+        const uint64_t rows = static_cast<uint64_t>(p.batch) * p.nheads_q * p.seqlen_q;
+        bytes = rows * plan.num_splits * p.headdim_v * sizeof(float);
+        plan.partial_lse_offset = fa_sm80::align_up(bytes, 256);
+        bytes = plan.partial_lse_offset + rows * plan.num_splits * sizeof(float);
+    }
+    if (p.rotary_dim > 0) {
+        plan.q_rotated_offset = fa_sm80::align_up(bytes, 256);
+        bytes = plan.q_rotated_offset + static_cast<uint64_t>(p.batch) * p.seqlen_q * p.nheads_q * p.headdim_qk * 2;
+    }
+    plan.workspace_bytes = bytes;
+    return plan;
 }
 
 }  // namespace fa_sm90

@@ -7,7 +7,10 @@
 //   2. the build:   an instance compiled for (dtype, head-dim bucket, softcap);
 //   3. the device:  compute capability exactly 9.0 (sm_90a code runs nowhere else) and the
 //                   instance's shared memory within the device's opt-in limit.
-// What this library refuses (backward, kv cache, paged, split-KV, ALiBi, dropout, sinks, fp8 ...)
+// fa_forward_kvcache runs the same kernel over the cache (dense or paged with pages of a multiple of 8
+// rows), split over the keys when asked or when the (sequence, head) tiles leave SMs idle; append,
+// rotary and the split combine are the sm80 backend's small kernels (flash_fwd_launch.cuh).
+// What this library refuses (backward, paged fa_forward, ALiBi, dropout, sinks, leftpad_k, fp8 ...)
 // the dispatcher takes to cuda_sm80. Every entry point is wrapped in fa_guarded.
 #include <cinttypes>
 #include <cstdio>
@@ -30,6 +33,9 @@ constexpr const char* kBackendName = "hopper_sm90";
 
 constexpr uint64_t kForwardFeatures = FA_FEATURE_CAUSAL | FA_FEATURE_WINDOW | FA_FEATURE_SOFTCAP | FA_FEATURE_GQA |
                                       FA_FEATURE_VARLEN | FA_FEATURE_SEQUSED | FA_FEATURE_LSE;
+constexpr uint64_t kKvcacheFeatures = FA_FEATURE_CAUSAL | FA_FEATURE_WINDOW | FA_FEATURE_SOFTCAP | FA_FEATURE_GQA |
+                                      FA_FEATURE_PAGED_KV | FA_FEATURE_KV_APPEND | FA_FEATURE_ROTARY | FA_FEATURE_CACHE_BATCH_IDX |
+                                      FA_FEATURE_SPLIT_KV | FA_FEATURE_LSE;
 
 // ---- the instance table (generated/instances.g.inc) --------------------------------------------
 
@@ -73,20 +79,24 @@ void fill_capabilities(fa_capabilities* caps) {
         any = true;
     }
     caps->features[FA_OP_FORWARD] = any ? kForwardFeatures : 0;
-    caps->features[FA_OP_FORWARD_KVCACHE] = 0; /* decode path: not yet on this backend */
+    caps->features[FA_OP_FORWARD_KVCACHE] = any ? kKvcacheFeatures : 0;
     caps->features[FA_OP_BACKWARD] = 0;        /* the Hopper backward is a separate issue */
     caps->max_headdim = 256;
     caps->headdim_align = 8;
-    caps->page_size_align = 1;
-    caps->max_splits = 1;
+    caps->page_size_align = 8; /* a paged K/V tile is loaded in TMA boxes of whole 8-row swizzle atoms */
+    caps->max_splits = fa_sm80::kMaxSplits;
     std::snprintf(caps->archs, sizeof caps->archs, "%s", FA_SM90_ARCHS);
 }
 
 // ---- the gates ------------------------------------------------------------------------------------
 
 fa_status check_problem(const fa_params& p, fa_op op) {
-    if (op != FA_OP_FORWARD)
-        return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s implements only fa_forward (the FA3 forward); %s runs on cuda_sm80",
+    if (op == FA_OP_BACKWARD)
+        return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s implements fa_forward and fa_forward_kvcache; %s runs on cuda_sm80",
+                                 kBackendName, fa_op_name(op));
+    if (op == FA_OP_FORWARD_KVCACHE && p.seqused_k != nullptr)
+        return fa_set_last_error(FA_ERR_UNSUPPORTED,
+                                 "%s cannot run %s: seqused_k does not apply to the kv cache (cache_seqlens gives the lengths)",
                                  kBackendName, fa_op_name(op));
     if (p.seqused_q != nullptr)
         return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s cannot run %s: it does not support seqused_q (seqused_k is supported)",
@@ -170,7 +180,16 @@ FA_API fa_status fa_workspace_size(const fa_params* params, fa_op op, uint64_t* 
         if (bytes == nullptr) return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_workspace_size: bytes must not be NULL");
         *bytes = 0;
         const Instance* instance = nullptr;
-        return check_static(params, op, &instance); /* the FA3 forward needs no workspace */
+        FA_TRY(check_static(params, op, &instance));
+        if (op != FA_OP_FORWARD_KVCACHE) return FA_OK; /* the FA3 forward needs no workspace */
+        int num_sms = 0;
+        if (params->num_splits == 0) { /* the split rule needs the SM count */
+            fa_cuda::DeviceInfo info;
+            FA_TRY(fa_cuda::device_info(kBackendName, params->device, &info));
+            num_sms = info.num_sms;
+        }
+        *bytes = fa_sm90::kvcache_plan(*params, num_sms).workspace_bytes;
+        return FA_OK;
     });
 }
 
@@ -191,7 +210,12 @@ FA_API fa_status fa_forward_kvcache(const fa_params* params) {
         fa_clear_last_error();
         const Instance* instance = nullptr;
         fa_sm90::LaunchContext ctx{};
-        return supports(params, FA_OP_FORWARD_KVCACHE, &instance, &ctx);
+        FA_TRY(supports(params, FA_OP_FORWARD_KVCACHE, &instance, &ctx));
+        fa_cuda::DeviceGuard device(kBackendName);
+        FA_TRY(device.enter(ctx.device));
+        fa_cuda::Workspace workspace(kBackendName);
+        FA_TRY(workspace.acquire(*params, fa_sm90::kvcache_plan(*params, ctx.num_sms).workspace_bytes, &ctx));
+        return instance->run(*params, ctx);
     });
 }
 

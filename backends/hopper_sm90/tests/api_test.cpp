@@ -72,7 +72,16 @@ TEST(Sm90Api, CapabilitiesAreTruthful) {
                          FA_FEATURE_SINKS, FA_FEATURE_FP8, FA_FEATURE_HEADDIM_V, FA_FEATURE_DROPOUT_MASK}) {
         EXPECT_EQ(fwd & bit, 0u) << "forward must not claim feature bit " << bit;
     }
-    EXPECT_EQ(caps.features[FA_OP_FORWARD_KVCACHE], 0u);
+    const uint64_t cache = caps.features[FA_OP_FORWARD_KVCACHE];
+    for (uint64_t bit : {FA_FEATURE_CAUSAL, FA_FEATURE_WINDOW, FA_FEATURE_SOFTCAP, FA_FEATURE_GQA, FA_FEATURE_PAGED_KV,
+                         FA_FEATURE_KV_APPEND, FA_FEATURE_ROTARY, FA_FEATURE_CACHE_BATCH_IDX, FA_FEATURE_SPLIT_KV, FA_FEATURE_LSE}) {
+        EXPECT_NE(cache & bit, 0u) << "kv cache should claim feature bit " << bit;
+    }
+    for (uint64_t bit : {FA_FEATURE_ALIBI, FA_FEATURE_LEFTPAD_K, FA_FEATURE_SINKS, FA_FEATURE_FP8, FA_FEATURE_HEADDIM_V}) {
+        EXPECT_EQ(cache & bit, 0u) << "kv cache must not claim feature bit " << bit;
+    }
+    EXPECT_EQ(caps.page_size_align, 8);
+    EXPECT_GE(caps.max_splits, 64);
     EXPECT_EQ(caps.features[FA_OP_BACKWARD], 0u);
 }
 
@@ -145,8 +154,32 @@ TEST(Sm90Api, RefusesLayoutsTmaCannotDescribe) {
     expect_refused(p, FA_OP_FORWARD, "16-byte aligned");
 }
 
-TEST(Sm90Api, KvCacheAndBackwardGoElsewhere) {
-    expect_refused(fa_test::valid_params(FA_OP_FORWARD_KVCACHE), FA_OP_FORWARD_KVCACHE, "fa_forward_kvcache");
+TEST(Sm90Api, KvCacheIsAcceptedUpToTheEnvironment) {
+    const Answer a = ask(fa_test::valid_params(FA_OP_FORWARD_KVCACHE), FA_OP_FORWARD_KVCACHE);
+    EXPECT_TRUE(refused_only_for_environment(a)) << a.status << ": " << a.reason;
+}
+
+TEST(Sm90Api, KvCacheRefusesWhatItDoesNotImplement) {
+    fa_params p = fa_test::valid_params(FA_OP_FORWARD_KVCACHE);
+    p.block_table = static_cast<const int32_t*>(fake_pointer(14));
+    p.page_size = 12;
+    p.max_pages_per_seq = (p.seqlen_k + p.page_size - 1) / p.page_size;
+    p.block_table_batch_stride = p.max_pages_per_seq;
+    p.kv_batch = p.batch * p.max_pages_per_seq;
+    p.k = dense_tensor(1, p.nheads_kv, p.headdim_qk, p.page_size);
+    p.v = dense_tensor(2, p.nheads_kv, p.headdim_v, p.page_size);
+    expect_refused(p, FA_OP_FORWARD_KVCACHE, "page_size");
+
+    p = fa_test::valid_params(FA_OP_FORWARD_KVCACHE);
+    p.alibi_slopes = static_cast<const float*>(fake_pointer(11));
+    expect_refused(p, FA_OP_FORWARD_KVCACHE, "ALiBi");
+
+    p = fa_test::valid_params(FA_OP_FORWARD_KVCACHE);
+    p.leftpad_k = static_cast<const int32_t*>(fake_pointer(15));
+    expect_refused(p, FA_OP_FORWARD_KVCACHE, "leftpad");
+}
+
+TEST(Sm90Api, BackwardGoesElsewhere) {
     expect_refused(fa_test::valid_params(FA_OP_BACKWARD), FA_OP_BACKWARD, "fa_backward");
     EXPECT_NE(fa_backward(nullptr), FA_OK);
 }
