@@ -358,7 +358,11 @@ stage_build() {
   fi
 
   # What came out: libraries, driver executables (*fwd_check, *bwd_check), the ABI probe.
-  find "$build_dir" -type f \( -name 'libfa_*.so' -o -name '*fwd_check' -o -name '*bwd_check' \) -perm -u+r -exec cp {} "$lib_dir"/ \;
+  # Only from this run's backends: the build tree keeps another backend's outputs from an earlier run (its
+  # cache is reset, its files are not), and a stale library or driver must not be tested again.
+  local built_dirs=("$build_dir/$backend")
+  [ -n "$also_backend" ] && built_dirs+=("$build_dir/$also_backend")
+  find "${built_dirs[@]}" -type f \( -name 'libfa_*.so' -o -name '*fwd_check' -o -name '*bwd_check' \) -perm -u+r -exec cp {} "$lib_dir"/ \;
   echo "$stamp" >"$lib_dir/STAMP"
   ls -la "$lib_dir"
   if [ -f "$backend_lib" ] && command -v cuobjdump >/dev/null 2>&1; then
