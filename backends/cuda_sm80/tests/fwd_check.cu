@@ -883,6 +883,33 @@ std::vector<Case> all_cases() {
         c.d = 256, c.batch = 3, c.sq = 2, c.sk = 450, c.seqlen_new = 2, c.batch_idx = true, c.num_splits = 2, c.softcap = 20.0f;
         c.nan_outside = true;
         add(c);
+        // GQA decode shapes (hopper_sm90 packs the group's query heads into one tile when the group divides
+        // its rows: 8, 12 and 16 here; 3 at d256 does not divide 128 and runs unpacked).
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d128 decode gqa 32/4 b4 kv 2000, splits auto, NaN outside";
+        c.batch = 4, c.hq = 32, c.hk = 4, c.sq = 1, c.sk = 2000, c.seqlen_new = 1, c.num_splits = 0, c.nan_outside = true;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d64 kvcache mqa 12/1 causal 7 rows window 60, paged 32";
+        c.d = 64, c.batch = 2, c.hq = 12, c.hk = 1, c.sq = 7, c.sk = 600, c.seqlen_new = 7, c.causal = true, c.wl = 60;
+        c.page_size = 32;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d96 kvcache gqa 16/1 9 rows (two row blocks packed), splits 2, softcap";
+        c.d = 96, c.batch = 2, c.hq = 16, c.hk = 1, c.sq = 9, c.sk = 500, c.seqlen_new = 2, c.num_splits = 2, c.softcap = 25.0f;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
+        c.name = ty + " d256 kvcache gqa 6/2 causal 4 rows";
+        c.d = 256, c.batch = 2, c.hq = 6, c.hk = 2, c.sq = 4, c.sk = 350, c.seqlen_new = 4, c.causal = true;
+        add(c);
         c = Case{};
         c.dtype = dt;
         c.name = ty + " d128 dense seqused_k, NaN past the used keys";

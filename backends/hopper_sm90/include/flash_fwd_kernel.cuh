@@ -61,7 +61,8 @@ struct FwdParams {
     int seqlen_q, seqlen_k;
     int headdim_v;
     int num_m_blocks; /* per (sequence, head): ⌈max seqlen_q / kBlockM⌉ */
-    int num_bh;       /* batch · nheads_q */
+    int num_bh;       /* batch · tile_heads */
+    int tile_heads;   /* heads per sequence in tile space: nheads_q, or nheads_kv with packed GQA */
     int num_tiles;    /* num_bh · num_m_blocks */
     int block_major;  /* tile order: 0 = (sequence, head) outer, query blocks inner and descending, so
                          CTAs running together share one head's K/V in L2; 1 = query blocks outer
@@ -82,18 +83,25 @@ struct FwdParams {
        rows past seqused_k) that may be anything, NaN included: their P is 0, but 0 · NaN is NaN, so the
        producer zeroes them in V's tile before the consumers read it (FA2 zero-fills them; FA3 did not). */
     int zero_v_tail;
+    /* Packed GQA (kv cache, group > 1, kBlockM % group == 0): a tile is one kv head's group of query heads, its
+       row m being query row m / group of head hk·group + m % group, so the group reads K/V once. tma_q is then
+       5-D {headdim, group, rows, nheads_kv, batch} with boxes {64, group, kBlockM / group, 1, 1}. */
+    int pack_gqa;
     /* ---- split-KV: split s of a tile writes O / ℓ and its LSE (−inf: no key) as fp32 partials at
        [s][(b·hq + h)·seqlen_q + row], merged by the combine kernel ---- */
     int num_splits;
     float* o_partial;
     float* lse_partial;
+    int64_t partial_rows; /* batch · nheads_q · seqlen_q */
     CUtensorMap tma_o; /* out, boxes {64, 64, 1, 1}; last, so the other fields keep their offsets */
 };
 
 /* One (sequence, head, query block): rows m0 … m0 + kBlockM − 1 of sequence b. */
 struct FwdTileCoord {
-    int m_block, h, b, split;
-    int sq, sk;           /* rows and keys of the sequence */
+    int m_block, h, b, split; /* h: query head, or with packed GQA the kv head */
+    int pack;             /* query heads per tile row block: the group with packed GQA, else 1 */
+    int sq, sk;           /* query rows and keys of the sequence */
+    int rows;             /* tile rows of the sequence: sq · pack */
     int q_row0, k_row0;   /* TMA row coordinate of the sequence's row 0 / key 0 */
     int batch_coord;      /* TMA batch coordinate of q / out (0 for varlen) */
     int kv_batch_coord;   /* of k / v (the cache entry through cache_batch_idx) */
@@ -122,8 +130,8 @@ __device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
         m_rank = tile - bh * p.num_m_blocks;
     }
     c.m_block = p.num_m_blocks - 1 - m_rank;
-    c.h = bh % p.nheads_q;
-    c.b = bh / p.nheads_q;
+    c.h = bh % p.tile_heads;
+    c.b = bh / p.tile_heads;
     if (p.cu_seqlens_q != nullptr) {
         c.q_row0 = p.cu_seqlens_q[c.b];
         c.sq = p.cu_seqlens_q[c.b + 1] - c.q_row0;
@@ -139,22 +147,25 @@ __device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
     }
     if (p.seqused_k != nullptr) c.sk = p.seqused_k[c.b];
     c.kv_batch_coord = c.batch_coord;
+    c.pack = 1;
     if constexpr (kCache) {
         c.sk = p.cache_seqlens[c.b] + p.seqlen_new;
         if (p.cache_batch_idx != nullptr) c.kv_batch_coord = p.cache_batch_idx[c.b];
+        if (p.pack_gqa) c.pack = p.group;
     }
+    c.rows = c.sq * c.pack;
     constexpr int kBlockM = Traits::kBlockM, kBlockN = Traits::kBlockN;
     const int m0 = c.m_block * kBlockM;
     const int offset = c.sk - c.sq; /* bottom-right alignment: row i's diagonal key is i + offset */
     int n_max = (c.sk + kBlockN - 1) / kBlockN;
     if (p.window_right >= 0) {
-        const int last_row = min(m0 + kBlockM, c.sq) - 1;
+        const int last_row = (min(m0 + kBlockM, c.rows) - 1) / c.pack;
         const int hi = last_row + offset + p.window_right + 1; /* keys < hi */
         n_max = min(n_max, hi <= 0 ? 0 : (hi + kBlockN - 1) / kBlockN);
     }
     int n_min = 0;
     if (p.window_left >= 0) {
-        const int lo = m0 + offset - p.window_left; /* keys ≥ lo for the first row */
+        const int lo = m0 / c.pack + offset - p.window_left; /* keys ≥ lo for the first row */
         if (lo > 0) n_min = lo / kBlockN;
     }
     if (kCache && p.num_splits > 1 && n_max > n_min) { /* this split's share: ⌈blocks / splits⌉ each, the last ones may be empty */
@@ -260,8 +271,8 @@ __device__ void fwd_producer(const FwdParams& p, const FwdSmem<Traits>& sm) {
     for (TileWalk walk; walk.tile() < p.num_tiles; ++walk.round) {
         const int tile = walk.tile();
         const FwdTileCoord c = fwd_tile<Traits, kCache>(p, tile);
-        if (c.m_block * Traits::kBlockM >= c.sq || c.n_max <= c.n_min) continue; /* nothing to load */
-        const int hk = c.h / p.group;
+        if (c.m_block * Traits::kBlockM >= c.rows || c.n_max <= c.n_min) continue; /* nothing to load */
+        const int hk = c.pack > 1 ? c.h : c.h / p.group;
         auto load_kv = [&](uint8_t* dst, const CUtensorMap& tmap, int n, uint64_t* bar) {
             if (kCache && p.block_table != nullptr)
                 load_paged_tile<Traits>(dst, tmap, p, c, n, hk, bar);
@@ -295,8 +306,15 @@ __device__ void fwd_producer(const FwdParams& p, const FwdSmem<Traits>& sm) {
         load_k(c.n_max - 1);
         mbar_wait(sm.q_empty(), (q_iter & 1u) ^ 1u);
         mbar_arrive_expect_tx(sm.q_full(), Traits::kQBytes);
-        load_tile_slabs<Traits>(sm.q(), p.tma_q, Traits::kBlockM, c.q_row0 + c.m_block * Traits::kBlockM, c.h, c.batch_coord,
-                                sm.q_full());
+        if (kCache && c.pack > 1) {
+#pragma unroll
+            for (int s = 0; s < Traits::kSlabs; ++s)
+                tma_load_5d(sm.q() + s * Traits::kBlockM * 128, p.tma_q, 64 * s, 0, c.m_block * Traits::kBlockM / c.pack, hk,
+                            c.batch_coord, sm.q_full());
+        } else {
+            load_tile_slabs<Traits>(sm.q(), p.tma_q, Traits::kBlockM, c.q_row0 + c.m_block * Traits::kBlockM, c.h, c.batch_coord,
+                                    sm.q_full());
+        }
         ++q_iter;
         for (int n = c.n_max - 2; n >= c.n_min; --n) {
             load_k(n);
@@ -377,7 +395,7 @@ constexpr float kLazyRescale = 8.0f;
    reference (O needs the factor). */
 template <class Traits, bool kSoftcap, bool kFirst>
 __device__ __forceinline__ bool softmax_step(float (&s)[Traits::kSRegs], RowState& rs, float (&factor)[2], const ScoreArgs& p,
-                                             bool need_mask, int n, int row0, int quad, int offset, int sk) {
+                                             bool need_mask, int n, int row0, int quad, int offset, int sk, int pack) {
     if constexpr (kSoftcap) {
 #pragma unroll
         for (int i = 0; i < Traits::kSRegs; ++i) s[i] = fa_cuda::tanh_accurate(s[i] * p.score_scale);
@@ -385,7 +403,7 @@ __device__ __forceinline__ bool softmax_step(float (&s)[Traits::kSRegs], RowStat
     if (need_mask) {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-            const int a = row0 + 8 * half + offset; /* the row's diagonal key */
+            const int a = (row0 + 8 * half) / pack + offset; /* the row's diagonal key (tile row → query row) */
             const int n0 = n * Traits::kBlockN + 2 * quad;
             const int lo = (p.window_left < 0 ? 0 : max(0, a - p.window_left)) - n0;
             const int hi = (p.window_right < 0 ? sk : max(0, min(sk, a + p.window_right + 1))) - n0;
@@ -445,12 +463,21 @@ __device__ __forceinline__ void rescale_o(float (&o)[Traits::kORegs], const floa
 }
 
 /* The LSE of a finished row `row` of the sequence (ℓ = sum; +∞ for a row that saw no key). */
-__device__ __forceinline__ void store_lse(const RowState& rs, const FwdParams& p, const FwdTileCoord& c, int row, int half, float sum) {
+/* Query row and head of tile row `m` (packed GQA: m = row · pack + head within the group). */
+struct RowHead {
+    int row, head;
+};
+__device__ __forceinline__ RowHead row_head(const FwdTileCoord& c, int m) {
+    return c.pack > 1 ? RowHead{m / c.pack, c.h * c.pack + m % c.pack} : RowHead{m, c.h};
+}
+
+__device__ __forceinline__ void store_lse(const RowState& rs, const FwdParams& p, const FwdTileCoord& c, RowHead rh, int half,
+                                          float sum) {
     if (p.lse == nullptr) return;
     const float lse = sum > 0.0f ? rs.ref[half] * kLn2 + logf(sum) : kPosInf;
     const int64_t idx = p.cu_seqlens_q != nullptr
-                            ? static_cast<int64_t>(c.h) * p.lse_head_stride + c.q_row0 + row
-                            : static_cast<int64_t>(c.b) * p.lse_batch_stride + static_cast<int64_t>(c.h) * p.lse_head_stride + row;
+                            ? static_cast<int64_t>(rh.head) * p.lse_head_stride + c.q_row0 + rh.row
+                            : static_cast<int64_t>(c.b) * p.lse_batch_stride + static_cast<int64_t>(rh.head) * p.lse_head_stride + rh.row;
     p.lse[idx] = lse;
 }
 
@@ -463,13 +490,14 @@ __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const R
     for (int half = 0; half < 2; ++half) {
         const float sum = fa_cuda::quad_sum(rs.sum[half]);
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        const int row = c.m_block * Traits::kBlockM + row0 + 8 * half; /* within the sequence */
-        if (row >= c.sq) continue;
-        if (quad == 0) store_lse(rs, p, c, row, half, sum);
+        const int m = c.m_block * Traits::kBlockM + row0 + 8 * half; /* tile row within the sequence */
+        if (m >= c.rows) continue;
+        const RowHead rh = row_head(c, m);
+        if (quad == 0) store_lse(rs, p, c, rh, half, sum);
         const int64_t row_off = p.cu_seqlens_q != nullptr
-                                    ? static_cast<int64_t>(c.q_row0 + row) * p.o_row_stride
-                                    : static_cast<int64_t>(c.b) * p.o_batch_stride + static_cast<int64_t>(row) * p.o_row_stride;
-        Element* out = static_cast<Element*>(p.out) + row_off + static_cast<int64_t>(c.h) * p.o_head_stride;
+                                    ? static_cast<int64_t>(c.q_row0 + rh.row) * p.o_row_stride
+                                    : static_cast<int64_t>(c.b) * p.o_batch_stride + static_cast<int64_t>(rh.row) * p.o_row_stride;
+        Element* out = static_cast<Element*>(p.out) + row_off + static_cast<int64_t>(rh.head) * p.o_head_stride;
 #pragma unroll
         for (int j = 0; j < Traits::kORegs / 4; ++j) {
             const int col = 8 * j + 2 * quad;
@@ -486,14 +514,14 @@ __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const R
 template <class Traits>
 __device__ __forceinline__ void store_partial(float (&o)[Traits::kORegs], const RowState& rs, const FwdParams& p,
                                               const FwdTileCoord& c, int row0, int quad) {
-    const int64_t rows = static_cast<int64_t>(p.num_bh) * p.seqlen_q;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const float sum = fa_cuda::quad_sum(rs.sum[half]);
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        const int row = c.m_block * Traits::kBlockM + row0 + 8 * half;
-        if (row >= c.sq) continue;
-        const int64_t flat = c.split * rows + (static_cast<int64_t>(c.b) * p.nheads_q + c.h) * p.seqlen_q + row;
+        const int m = c.m_block * Traits::kBlockM + row0 + 8 * half;
+        if (m >= c.rows) continue;
+        const RowHead rh = row_head(c, m);
+        const int64_t flat = c.split * p.partial_rows + (static_cast<int64_t>(c.b) * p.nheads_q + rh.head) * p.seqlen_q + rh.row;
         if (quad == 0) p.lse_partial[flat] = sum > 0.0f ? rs.ref[half] * kLn2 + logf(sum) : kNegInf;
         float* out = p.o_partial + flat * p.headdim_v;
 #pragma unroll
@@ -518,8 +546,8 @@ __device__ __forceinline__ void store_output_tma(float (&o)[Traits::kORegs], con
     for (int half = 0; half < 2; ++half) {
         const float sum = fa_cuda::quad_sum(rs.sum[half]);
         inv[half] = sum > 0.0f ? 1.0f / sum : 0.0f;
-        const int row = c.m_block * Traits::kBlockM + row0 + 8 * half;
-        if (row < c.sq && quad == 0) store_lse(rs, p, c, row, half, sum);
+        const int row = c.m_block * Traits::kBlockM + row0 + 8 * half; /* no packed GQA here (o_tma is off with it) */
+        if (row < c.sq && quad == 0) store_lse(rs, p, c, RowHead{row, c.h}, half, sum);
     }
     const uint32_t bar_id = 4 + wg; /* 1 … kConsumers are the ping-pong turns */
     if (tid == 0) bulk_wait_group_read<0>(); /* the previous tile's store has read the slabs */
@@ -554,10 +582,11 @@ template <class Traits>
 __device__ __forceinline__ bool block_needs_mask(const ScoreArgs& p, const FwdTileCoord& c, int n) {
     const int k_lo = n * Traits::kBlockN, k_hi = k_lo + Traits::kBlockN; /* keys [k_lo, k_hi) */
     const int m0 = c.m_block * Traits::kBlockM;
+    const int first = m0 / c.pack, last = (m0 + Traits::kBlockM - 1) / c.pack; /* query rows of the tile */
     const int offset = c.sk - c.sq;
     if (k_hi > c.sk) return true;
-    if (p.window_right >= 0 && k_hi - 1 > m0 + offset + p.window_right) return true;
-    if (p.window_left >= 0 && k_lo < m0 + Traits::kBlockM - 1 + offset - p.window_left) return true;
+    if (p.window_right >= 0 && k_hi - 1 > first + offset + p.window_right) return true;
+    if (p.window_left >= 0 && k_lo < last + offset - p.window_left) return true;
     return false;
 }
 
@@ -600,7 +629,7 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
     for (TileWalk walk; walk.tile() < p.num_tiles; ++walk.round) {
         const int tile = walk.tile();
         const FwdTileCoord c = fwd_tile<Traits, kCache>(p, tile);
-        if (c.m_block * Traits::kBlockM >= c.sq) continue;
+        if (c.m_block * Traits::kBlockM >= c.rows) continue;
         RowState rs;
         if (c.n_max <= c.n_min) { /* no key for any row of the tile */
 #pragma unroll
@@ -630,7 +659,7 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
         if (n == c.n_min) release(sm.q_empty(), lane);
         float factor[2];
         softmax_step<Traits, kSoftcap, true>(s, rs, factor, args, block_needs_mask<Traits>(args, c, n), n, row_in_seq, quad, offset,
-                                             c.sk);
+                                             c.sk, c.pack);
         scores_to_p<Traits, Element>(s, pr);
 
         // ---- steady state: S(n) and P·V(n + 1) in flight together. O's rescale for block n + 1's
@@ -657,7 +686,7 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
             k_state.advance();
             if (n == c.n_min) release(sm.q_empty(), lane);
             rescale = softmax_step<Traits, kSoftcap, false>(s, rs, factor, args, block_needs_mask<Traits>(args, c, n), n, row_in_seq,
-                                                            quad, offset, c.sk);
+                                                            quad, offset, c.sk, c.pack);
             // The softmax of S(n) must run while P·V(n + 1) does: ptxas otherwise hoists the wait
             // for P·V above it (every MUFU after the wait in the SASS), stalling the warpgroup.
             if constexpr (Traits::kSoftmaxBeforeWait) schedule_after(rs.sum[0] + rs.sum[1]);

@@ -59,6 +59,32 @@ inline fa_status encode_tensor_map(CUtensorMap* map, const char* name, const voi
 }
 
 /*
+ * Packed GQA's Q view (FwdParams::pack_gqa): 5-D {headdim, group, rows, nheads_kv, batch} of a bshd q, so that a
+ * box {64, group, kBlockM / group, 1, 1} is kBlockM tile rows ordered (row, head within the group): the rows of
+ * one kv head's query heads, in the smem image a 4-D box of kBlockM rows would have.
+ */
+inline fa_status encode_packed_q_map(CUtensorMap* map, const fa_tensor& q, fa_dtype dtype, int cols, int group, int rows,
+                                     int kv_heads, int batch, int block_m) {
+    const uint64_t elem = 2;
+    cuuint64_t dims[5] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(group), static_cast<cuuint64_t>(rows),
+                          static_cast<cuuint64_t>(kv_heads), static_cast<cuuint64_t>(batch)};
+    cuuint64_t strides[4] = {static_cast<cuuint64_t>(q.head_stride) * elem, static_cast<cuuint64_t>(q.row_stride) * elem,
+                             static_cast<cuuint64_t>(q.head_stride) * group * elem, static_cast<cuuint64_t>(q.batch_stride) * elem};
+    cuuint32_t box[5] = {64, static_cast<cuuint32_t>(group), static_cast<cuuint32_t>(block_m / group), 1, 1};
+    cuuint32_t element_strides[5] = {1, 1, 1, 1, 1};
+    const CUresult r = cuTensorMapEncodeTiled(
+        map, dtype == FA_DTYPE_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 5, const_cast<void*>(q.data),
+        dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+        CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r == CUDA_SUCCESS) return FA_OK;
+    const char* text = nullptr;
+    cuGetErrorString(r, &text);
+    return fa_set_last_error(FA_ERR_UNSUPPORTED,
+                             "hopper_sm90: cannot describe fa_params.q to TMA as packed GQA (group %d, rows %d, kv heads %d, batch %d): %s",
+                             group, rows, kv_heads, batch, text != nullptr ? text : "?");
+}
+
+/*
  * The grid and tile order (fa_sm90_fwd_tune, H100, bf16, 2026-11-23): always one CTA per SM
  * walking the tiles in the zig-zag of TileWalk (persistent: the next tile's Q and K load during
  * this tile's last steps, and a CTA's fixed costs — barrier set-up, first loads, epilogue —
@@ -150,8 +176,15 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     }
     p.zero_v_tail = (kvcache || a.seqused_k != nullptr) ? 1 : 0;
 
-    FA_TRY(encode_tensor_map(&p.tma_q, "q", q.data, a.dtype, a.headdim_qk, q_rows, a.nheads_q, q_batch, q.row_stride,
-                                    q.head_stride, q.batch_stride, Traits::kBlockM));
+    const int group = a.nheads_q / a.nheads_kv;
+    const int pack = kvcache ? kvcache_pack_gqa(a, Traits::kBlockM) : 0;
+    p.pack_gqa = pack > 1 ? 1 : 0;
+    if (p.pack_gqa) {
+        FA_TRY(encode_packed_q_map(&p.tma_q, q, a.dtype, a.headdim_qk, group, a.seqlen_q, a.nheads_kv, a.batch, Traits::kBlockM));
+    } else {
+        FA_TRY(encode_tensor_map(&p.tma_q, "q", q.data, a.dtype, a.headdim_qk, q_rows, a.nheads_q, q_batch, q.row_stride,
+                                 q.head_stride, q.batch_stride, Traits::kBlockM));
+    }
     // Without keys the K/V maps are never read; q's address stands in for the absent tensors.
     const bool no_keys = a.k.data == nullptr || k_rows == 0;
     const void* k_data = no_keys ? q.data : a.k.data;
@@ -161,7 +194,7 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     FA_TRY(encode_tensor_map(&p.tma_v, "v", v_data, a.dtype, a.headdim_v, no_keys ? 1 : k_rows, a.nheads_kv, kv_batch,
                                     no_keys ? q.row_stride : a.v.row_stride, a.v.head_stride, a.v.batch_stride, kv_box_rows));
     if constexpr (Traits::kStoreOWithTma) {
-        p.o_tma = (varlen || p.num_splits > 1) ? 0 : 1;
+        p.o_tma = (varlen || p.num_splits > 1 || p.pack_gqa) ? 0 : 1;
         if (p.o_tma)
             FA_TRY(encode_tensor_map(&p.tma_o, "out", a.out.data, a.dtype, a.headdim_v, q_rows, a.nheads_q, q_batch,
                                      a.out.row_stride, a.out.head_stride, a.out.batch_stride, 64));
@@ -177,17 +210,19 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     p.cu_seqlens_k = a.cu_seqlens_k;
     p.seqused_k = a.seqused_k;
     p.nheads_q = a.nheads_q;
-    p.group = a.nheads_q / a.nheads_kv;
+    p.group = group;
     p.seqlen_q = a.seqlen_q;
     p.seqlen_k = a.seqlen_k;
     p.headdim_v = a.headdim_v;
-    p.num_m_blocks = (a.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
-    const int64_t tiles = static_cast<int64_t>(a.batch) * a.nheads_q * p.num_m_blocks * p.num_splits;
+    p.tile_heads = p.pack_gqa ? a.nheads_kv : a.nheads_q;
+    p.num_m_blocks = static_cast<int>((static_cast<int64_t>(a.seqlen_q) * (p.pack_gqa ? group : 1) + Traits::kBlockM - 1) / Traits::kBlockM);
+    p.partial_rows = static_cast<int64_t>(a.batch) * a.nheads_q * a.seqlen_q;
+    const int64_t tiles = static_cast<int64_t>(a.batch) * p.tile_heads * p.num_m_blocks * p.num_splits;
     if (tiles > INT32_MAX)
         return fa_set_last_error(FA_ERR_UNSUPPORTED, "hopper_sm90: batch x nheads_q x query blocks must be < 2^31; got %" PRId64,
                                  tiles);
     p.num_tiles = static_cast<int>(tiles);
-    p.num_bh = a.batch * a.nheads_q;
+    p.num_bh = a.batch * p.tile_heads;
     if (Softcap) {
         p.scale_log2 = a.softcap * fa_cuda::kLog2e;
         p.score_scale = a.softmax_scale / a.softcap;

@@ -104,6 +104,17 @@ __device__ __forceinline__ void tma_load_4d(void* smem_dst, const CUtensorMap& t
       : "memory");
 }
 
+// 5-D tiled load: the same as tma_load_4d with one more axis (packed GQA's Q: {headdim, group heads, rows,
+// kv heads, batch}); the box's elements land in shared memory in axis order, dim 0 fastest.
+__device__ __forceinline__ void tma_load_5d(void* smem_dst, const CUtensorMap& tmap, int32_t c0, int32_t c1, int32_t c2,
+                                            int32_t c3, int32_t c4, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.5d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5, %6}], [%7];" ::"r"(
+          smem_u32(smem_dst)),
+      "l"(reinterpret_cast<uint64_t>(&tmap)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(smem_u32(bar))
+      : "memory");
+}
+
 // 4-D tiled store from shared memory (same coordinates and swizzled image as tma_load_4d); completes
 // through the issuing thread's bulk async-groups: commit, then wait (.read: until the source may be
 // overwritten). Boxes reaching past the tensor's extents are clipped (PTX ISA 9.7.9.25, 9.7.9.26).
