@@ -61,6 +61,7 @@ struct FwdArgs {
 
     // ---- split-KV partials (fwd_split): [split][(b·hq + h)·seqlen_q + i] ----------------------
     int num_splits;
+    int pack;           /* split kernel: query heads per tile row block (packed GQA, flash_fwd_plan.cuh), else 1 */
     float* o_partial;   /* (splits, batch·hq·seqlen_q, headdim_v) fp32, normalised per split */
     float* lse_partial; /* (splits, batch·hq·seqlen_q) fp32, −inf for an empty split */
 };

@@ -231,13 +231,16 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     const int g = lane >> 2; /* row group of the MMA fragments */
     const int t = lane & 3;  /* thread in group */
 
+    // Packed GQA (split kernel, kv cache: FwdArgs::pack): the CTA's grid y is a kv head, h the first query head of
+    // its group, and tile row m is query row m / pack of head h + m % pack, so the group streams K/V once.
+    const int pack = Split ? args.pack : 1;
     const CtaCoords cta = locate_cta<IsCausal, Split>(args);
-    const int m_block = cta.m_block, h = cta.h, b = cta.b, split = cta.split;
+    const int m_block = cta.m_block, h = cta.h * pack, b = cta.b, split = cta.split;
 
     const FwdSequence seq = resolve_sequence(args, b, h);
     const int m0 = m_block * kBlockM;
-    if (m0 >= seq.sq) return;
-    const int rows_valid = min(kBlockM, seq.sq - m0);
+    if (m0 >= seq.sq * pack) return;
+    const int rows_valid = min(kBlockM, seq.sq * pack - m0);
 
     // ---- the visible key range of this tile's rows -------------------------------------------
     // Row i sees keys [begin(i), end(i)), both non-decreasing in i (docs/semantics.md, with
@@ -247,10 +250,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     const int right = IsCausal ? 0 : args.window_right;
     auto key_begin = [&](int i) { return left < 0 ? 0 : max(0, i + align - left); };
     auto key_end = [&](int i) { return right < 0 ? seq.sk : max(0, min(seq.sk, i + align + right + 1)); };
-    const int begin_first = key_begin(m0);
-    const int begin_last = key_begin(m0 + kBlockM - 1);
-    const int end_first = key_end(m0);
-    const int end_last = key_end(m0 + rows_valid - 1);
+    const int begin_first = key_begin(m0 / pack);
+    const int begin_last = key_begin((m0 + kBlockM - 1) / pack);
+    const int end_first = key_end(m0 / pack);
+    const int end_last = key_end((m0 + rows_valid - 1) / pack);
     int n_block_min = begin_first / kBlockN;
     int n_block_max = end_last > begin_first ? (end_last + kBlockN - 1) / kBlockN : n_block_min;
     if (Split && args.num_splits > 1) {
@@ -342,7 +345,17 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 
     if (n_block_max > n_block_min) {
         // ---- prologue: Q and the last K tile -----------------------------------------------------
-        load_tile_async<QTile, kNThreads>(smem_q, q_base + m0 * args.q_row_stride, args.q_row_stride, rows_valid, q_chunks, tid);
+        if (Split && pack > 1) {
+            load_tile_async_rows<QTile, kNThreads>(
+                smem_q, q_base,
+                [&](int r) {
+                    const int m = m0 + r;
+                    return static_cast<int64_t>(m / pack) * args.q_row_stride + static_cast<int64_t>(m % pack) * args.q_head_stride;
+                },
+                rows_valid, q_chunks, tid);
+        } else {
+            load_tile_async<QTile, kNThreads>(smem_q, q_base + m0 * args.q_row_stride, args.q_row_stride, rows_valid, q_chunks, tid);
+        }
         load_k(n_block_max - 1);
         cp_async_commit();
 
@@ -413,7 +426,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
                     for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
                         for (int half = 0; half < 2; ++half) {
-                            const int i = row_base + mt * 16 + half * 8;
+                            const int i = (row_base + mt * 16 + half * 8) / pack; /* query row */
                             const int n_first = n0 + c0;
                             const int a = i + state->align, sk = state->sk; /* row i's diagonal key */
                             const int lo = (left < 0 ? 0 : max(0, a - left)) - n_first;
@@ -581,15 +594,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     // Where the rows go is resolved again (from opaque copies of the block indices) instead of
     // being kept in registers through the main loop.
     const CtaCoords cta_out = locate_cta<IsCausal, Split>(args);
-    const FwdSequence seq_out = resolve_sequence(args, cta_out.b, cta_out.h);
+    const FwdSequence seq_out = resolve_sequence(args, cta_out.b, cta_out.h * pack);
     const int m0_out = cta_out.m_block * kBlockM;
-    const int rows_out = min(kBlockM, seq_out.sq - m0_out);
+    const int rows_out = min(kBlockM, seq_out.sq * pack - m0_out);
+    // Tile row m → (head within the group, query row), as offsets from the group's first head.
+    auto head_of = [&](int m) { return pack > 1 ? m % pack : 0; };
+    auto row_of = [&](int m) { return pack > 1 ? m / pack : m; };
     const bool write_partial = Split && args.num_splits > 1;
     const float keep_scale = (Full && args.has_dropout) ? args.dropout.keep_scale : 1.0f;
 #pragma unroll
     for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
+            const int r = warp_row0 + mt * 16 + half * 8 + g;
+            const int m = m0_out + r;
             const float sum = quad_sum(row_sum[mt][half]);
             // The row's reference in natural-log units (−∞ when it saw no key).
             const float max_ln = row_ref[mt][half] * kLn2;
@@ -598,7 +616,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
                 factor = sum > 0.0f ? 1.0f / sum : 0.0f;
                 lse = sum > 0.0f ? max_ln + logf(sum) : kNegInf;
             } else if (args.sink_logits != nullptr) {
-                const float sink = args.sink_logits[h];
+                const float sink = args.sink_logits[h + head_of(m)];
                 const float top = fmaxf(max_ln, sink);
                 const float scale_of_sum = expf(max_ln - top);
                 const float denominator = sum * scale_of_sum + expf(sink - top);
@@ -614,12 +632,12 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
                 o_acc[mt][nt][half * 2] *= factor;
                 o_acc[mt][nt][half * 2 + 1] *= factor;
             }
-            const int r = warp_row0 + mt * 16 + half * 8 + g;
             if (t == 0 && r < rows_out) {
                 if (write_partial) {
-                    args.lse_partial[static_cast<int64_t>(cta_out.split) * args.batch * args.nheads_q * args.seqlen_q + seq_out.flat0 + m0_out + r] = lse;
+                    args.lse_partial[static_cast<int64_t>(cta_out.split) * args.batch * args.nheads_q * args.seqlen_q + seq_out.flat0 +
+                                     static_cast<int64_t>(head_of(m)) * args.seqlen_q + row_of(m)] = lse;
                 } else if (args.lse != nullptr) {
-                    args.lse[seq_out.lse0 + m0_out + r] = lse;
+                    args.lse[seq_out.lse0 + static_cast<int64_t>(head_of(m)) * args.lse_head_stride + row_of(m)] = lse;
                 }
             }
         }
@@ -628,18 +646,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     if (write_partial) {
         // fp32 partials straight from the fragments (decoding: small next to the K/V reads).
         float* o_part = args.o_partial +
-                        (static_cast<int64_t>(cta_out.split) * args.batch * args.nheads_q * args.seqlen_q + seq_out.flat0 + m0_out) * args.headdim_v;
+                        (static_cast<int64_t>(cta_out.split) * args.batch * args.nheads_q * args.seqlen_q + seq_out.flat0) * args.headdim_v;
 #pragma unroll
         for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
                 const int r = warp_row0 + mt * 16 + half * 8 + g;
                 if (r >= rows_out) continue;
+                const int m = m0_out + r;
+                const int64_t flat = static_cast<int64_t>(head_of(m)) * args.seqlen_q + row_of(m);
 #pragma unroll
                 for (int nt = 0; nt < kNTilesO; ++nt) {
                     const int c = nt * 8 + 2 * t;
                     if (c < args.headdim_v)
-                        *reinterpret_cast<float2*>(o_part + static_cast<int64_t>(r) * args.headdim_v + c) =
+                        *reinterpret_cast<float2*>(o_part + flat * args.headdim_v + c) =
                             make_float2(o_acc[mt][nt][half * 2], o_acc[mt][nt][half * 2 + 1]);
                 }
             }
@@ -672,7 +692,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
         const int chunk = idx % kOChunks;
         if (r < rows_out && chunk < v_chunks) {
             const uint4 v = ld_shared_16(smem_o + OTile::offset(r, chunk));
-            st_global_16(o_base + static_cast<int64_t>(m0_out + r) * args.o_row_stride + chunk * 8, v);
+            const int m = m0_out + r;
+            st_global_16(o_base + static_cast<int64_t>(row_of(m)) * args.o_row_stride + static_cast<int64_t>(head_of(m)) * args.o_head_stride +
+                             chunk * 8,
+                         v);
         }
     }
 }

@@ -74,6 +74,7 @@ inline FwdArgs make_fwd_args(const fa_params& p) {
     a.dropout.keep_scale = 1.0f / (1.0f - p.dropout_p);
     a.sink_logits = p.sink_logits;
     a.num_splits = 1;
+    a.pack = 1;
     return a;
 }
 
@@ -154,7 +155,10 @@ fa_status run_fwd_split(const fa_params& p, const LaunchContext& ctx) {
         args.o_partial = reinterpret_cast<float*>(workspace + plan.partial_o_offset);
         args.lse_partial = reinterpret_cast<float*>(workspace + plan.partial_lse_offset);
     }
-    const dim3 grid((p.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM, p.nheads_q, p.batch * plan.num_splits);
+    args.pack = plan.pack;
+    const int64_t tile_rows = static_cast<int64_t>(p.seqlen_q) * plan.pack;
+    const dim3 grid(static_cast<unsigned>((tile_rows + Traits::kBlockM - 1) / Traits::kBlockM), p.nheads_q / plan.pack,
+                    p.batch * plan.num_splits);
     FA_TRY(launch_attention(flash_fwd_kernel<Traits, IsCausal, true, true>, grid, Traits::kNThreads, Traits::kSmemBytes,
                                    args, ctx, "the split-KV forward kernel"));
     if (plan.num_splits > 1) {
