@@ -85,7 +85,11 @@ template <typename Element, int HeadDim>
 struct FwdConfig;
 
 template <typename Element> struct FwdConfig<Element, 32> { using Traits = FwdTraits<Element, 32, 32, 128, 64, 4>; };
-template <typename Element> struct FwdConfig<Element, 64> { using Traits = FwdTraits<Element, 64, 64, 128, 64, 4>; };
+/* d64's key block (A/B switch; FA2 uses 128 keys at d64). */
+#ifndef FA_SM80_FWD_D64_BLOCK_N
+#define FA_SM80_FWD_D64_BLOCK_N 64
+#endif
+template <typename Element> struct FwdConfig<Element, 64> { using Traits = FwdTraits<Element, 64, 64, 128, FA_SM80_FWD_D64_BLOCK_N, 4>; };
 template <typename Element> struct FwdConfig<Element, 96> { using Traits = FwdTraits<Element, 96, 96, 128, 64, 4>; };
 template <typename Element> struct FwdConfig<Element, 128> { using Traits = FwdTraits<Element, 128, 128, 128, 64, 4>; };
 template <typename Element> struct FwdConfig<Element, 192> { using Traits = FwdTraits<Element, 192, 192, 128, 64, 8>; };
