@@ -93,10 +93,8 @@ fa_status launch_attention(Kernel kernel, dim3 grid, int threads, int smem_bytes
     return launch_status(what);
 }
 
-template <typename Element, int HeadDimQK, int HeadDimV, bool IsCausal>
-fa_status run_fwd(const fa_params& p, const LaunchContext& ctx) {
-    static_assert(HeadDimQK == HeadDimV, "run_fwd: headdim_v != headdim_qk is not compiled in this backend");
-    using Traits = typename FwdConfig<Element, HeadDimQK>::Traits;
+template <typename Traits, bool IsCausal>
+fa_status run_fwd_with(const fa_params& p, const LaunchContext& ctx) {
     if (p.seqlen_q == 0 || p.total_q == 0) return FA_OK;
     const FwdArgs args = make_fwd_args(p);
     const dim3 grid((p.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM, p.nheads_q, p.batch);
@@ -105,6 +103,16 @@ fa_status run_fwd(const fa_params& p, const LaunchContext& ctx) {
                                 ctx, "the forward kernel");
     return launch_attention(flash_fwd_kernel<Traits, IsCausal, false, false>, grid, Traits::kNThreads, Traits::kSmemBytes, args,
                             ctx, "the forward kernel");
+}
+
+template <typename Element, int HeadDimQK, int HeadDimV, bool IsCausal>
+fa_status run_fwd(const fa_params& p, const LaunchContext& ctx) {
+    static_assert(HeadDimQK == HeadDimV, "run_fwd: headdim_v != headdim_qk is not compiled in this backend");
+    using Long = FwdLongConfig<Element, HeadDimQK>;
+    if constexpr (Long::kHas) {
+        if (p.seqlen_k >= Long::kMinKeys) return run_fwd_with<typename Long::Traits, IsCausal>(p, ctx);
+    }
+    return run_fwd_with<typename FwdConfig<Element, HeadDimQK>::Traits, IsCausal>(p, ctx);
 }
 
 /*

@@ -85,15 +85,28 @@ template <typename Element, int HeadDim>
 struct FwdConfig;
 
 template <typename Element> struct FwdConfig<Element, 32> { using Traits = FwdTraits<Element, 32, 32, 128, 64, 4>; };
-/* d64's key block (A/B switch; FA2 uses 128 keys at d64). */
-#ifndef FA_SM80_FWD_D64_BLOCK_N
-#define FA_SM80_FWD_D64_BLOCK_N 64
-#endif
-template <typename Element> struct FwdConfig<Element, 64> { using Traits = FwdTraits<Element, 64, 64, 128, FA_SM80_FWD_D64_BLOCK_N, 4>; };
+template <typename Element> struct FwdConfig<Element, 64> { using Traits = FwdTraits<Element, 64, 64, 128, 64, 4>; };
 template <typename Element> struct FwdConfig<Element, 96> { using Traits = FwdTraits<Element, 96, 96, 128, 64, 4>; };
 template <typename Element> struct FwdConfig<Element, 128> { using Traits = FwdTraits<Element, 128, 128, 128, 64, 4>; };
 template <typename Element> struct FwdConfig<Element, 192> { using Traits = FwdTraits<Element, 192, 192, 128, 64, 8>; };
 template <typename Element> struct FwdConfig<Element, 256> { using Traits = FwdTraits<Element, 256, 256, 64, 64, 4>; };
+
+/*
+ * A second tile for long key ranges where one measured faster (run_fwd takes it from seqlen_k ≥ kMinKeys).
+ * d64: 128 × 128 (two 64-column S steps per key block, half the block barriers; 64 KB of shared memory).
+ * H100, bf16, 2026-11-23 (logs/cuda_sm80-fwd-tune-2026-11-23.md): +2–7 % from 2k keys, causal and not,
+ * but 5–14 % slower at 512–1k causal, where the 64-key tile stays.
+ */
+template <typename Element, int HeadDim>
+struct FwdLongConfig {
+    static constexpr bool kHas = false;
+};
+template <typename Element>
+struct FwdLongConfig<Element, 64> {
+    static constexpr bool kHas = true;
+    static constexpr int kMinKeys = 2048;
+    using Traits = FwdTraits<Element, 64, 64, 128, 128, 4>;
+};
 
 /*
  * The split-KV / kv-cache kernel: decoding has few query rows, so 64-row tiles of 4 warps ×
@@ -123,7 +136,7 @@ inline int fwd_split_smem_bytes(int headdim) {
 inline int fwd_smem_bytes(int headdim) {
     switch (headdim) {
         case 32: return FwdConfig<__half, 32>::Traits::kSmemBytes;
-        case 64: return FwdConfig<__half, 64>::Traits::kSmemBytes;
+        case 64: return FwdLongConfig<__half, 64>::Traits::kSmemBytes; /* the larger of d64's two tiles */
         case 96: return FwdConfig<__half, 96>::Traits::kSmemBytes;
         case 128: return FwdConfig<__half, 128>::Traits::kSmemBytes;
         case 192: return FwdConfig<__half, 192>::Traits::kSmemBytes;

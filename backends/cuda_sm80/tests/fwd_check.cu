@@ -853,6 +853,23 @@ std::vector<Case> all_cases() {
         c.name = ty + " d64 kvcache cache_batch_idx leftpad window, no append";
         c.d = 64, c.sq = 4, c.sk = 300, c.batch_idx = true, c.leftpad = true, c.wl = 50, c.wr = 0, c.batch = 3;
         add(c);
+        // d64 from 2048 keys takes cuda_sm80's long-key tile (128 keys per block, FwdLongConfig): both kernels
+        // (lean and full), causal bottom-right with sq < sk, a window, and a key count off the block size.
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 long keys causal 257x2100 gqa 4/2";
+        c.d = 64, c.sq = 257, c.sk = 2100, c.causal = true, c.hq = 4, c.hk = 2, c.batch = 1;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 long keys window (70,20) 130x2300";
+        c.d = 64, c.sq = 130, c.sk = 2300, c.wl = 70, c.wr = 20, c.batch = 1, c.hq = c.hk = 2;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.name = ty + " d64 long keys softcap 20 varlen b3 seqused_k";
+        c.d = 64, c.softcap = 20.0f, c.varlen = true, c.batch = 3, c.sq = 90, c.sk = 2600, c.seqused = true, c.hq = c.hk = 2;
+        add(c);
         // Paged caches with pages of whole 8-row TMA boxes (what hopper_sm90 takes: page 16 is loaded as
         // 16-row boxes, page 256 as whole key blocks) and NaN in every row that is not a key.
         c = Case{};
