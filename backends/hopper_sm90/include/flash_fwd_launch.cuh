@@ -28,9 +28,24 @@
 
 namespace fa_sm90 {
 
+/* cuTensorMapEncodeTiled with what every map of this kernel shares: 16-bit elements, unit element strides, the
+   128-byte swizzle (the wgmma K-major / MN-major smem image), no interleave, zero fill out of bounds. */
+inline CUresult encode_tiled(CUtensorMap* map, fa_dtype dtype, cuuint32_t rank, const void* data, const cuuint64_t* dims,
+                             const cuuint64_t* strides, const cuuint32_t* box) {
+    const cuuint32_t element_strides[5] = {1, 1, 1, 1, 1};
+    return cuTensorMapEncodeTiled(map, dtype == FA_DTYPE_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                                  rank, const_cast<void*>(data), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                  CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+}
+
+inline const char* cu_error_text(CUresult r) {
+    const char* text = nullptr;
+    cuGetErrorString(r, &text);
+    return text != nullptr ? text : "?";
+}
+
 /*
- * A 4-D TMA view {headdim, rows, heads, batch} of a bshd tensor with 64-column boxes of
- * `box_rows` rows and the 128-byte swizzle (the wgmma K-major / MN-major smem image).
+ * A 4-D TMA view {headdim, rows, heads, batch} of a bshd tensor with 64-column boxes of `box_rows` rows.
  * Axes of extent 1 get a harmless stride (TMA checks every stride, even unused ones).
  */
 inline fa_status encode_tensor_map(CUtensorMap* map, const char* name, const void* data, fa_dtype dtype, int cols, int rows,
@@ -38,24 +53,18 @@ inline fa_status encode_tensor_map(CUtensorMap* map, const char* name, const voi
                                    int box_rows) {
     const uint64_t elem = 2;
     const uint64_t fallback = static_cast<uint64_t>(row_stride) * elem * (rows > 0 ? rows : 1);
-    cuuint64_t dims[4] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows > 0 ? rows : 1),
-                          static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch > 0 ? batch : 1)};
-    cuuint64_t strides[3] = {static_cast<cuuint64_t>(row_stride) * elem,
-                             heads > 1 ? static_cast<cuuint64_t>(head_stride) * elem : fallback,
-                             batch > 1 ? static_cast<cuuint64_t>(batch_stride) * elem : fallback};
-    cuuint32_t box[4] = {64, static_cast<cuuint32_t>(box_rows), 1, 1};
-    cuuint32_t element_strides[4] = {1, 1, 1, 1};
-    const CUresult r = cuTensorMapEncodeTiled(
-        map, dtype == FA_DTYPE_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4, const_cast<void*>(data),
-        dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-        CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows > 0 ? rows : 1),
+                                static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch > 0 ? batch : 1)};
+    const cuuint64_t strides[3] = {static_cast<cuuint64_t>(row_stride) * elem,
+                                   heads > 1 ? static_cast<cuuint64_t>(head_stride) * elem : fallback,
+                                   batch > 1 ? static_cast<cuuint64_t>(batch_stride) * elem : fallback};
+    const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(box_rows), 1, 1};
+    const CUresult r = encode_tiled(map, dtype, 4, data, dims, strides, box);
     if (r == CUDA_SUCCESS) return FA_OK;
-    const char* text = nullptr;
-    cuGetErrorString(r, &text);
     return fa_set_last_error(FA_ERR_UNSUPPORTED,
                              "hopper_sm90: cannot describe fa_params.%s to TMA (dims %d x %d x %d x %d, strides %" PRId64 "/%" PRId64
                              "/%" PRId64 " elements): %s",
-                             name, cols, rows, heads, batch, row_stride, head_stride, batch_stride, text != nullptr ? text : "?");
+                             name, cols, rows, heads, batch, row_stride, head_stride, batch_stride, cu_error_text(r));
 }
 
 /*
@@ -66,22 +75,17 @@ inline fa_status encode_tensor_map(CUtensorMap* map, const char* name, const voi
 inline fa_status encode_packed_q_map(CUtensorMap* map, const fa_tensor& q, fa_dtype dtype, int cols, int group, int rows,
                                      int kv_heads, int batch, int block_m) {
     const uint64_t elem = 2;
-    cuuint64_t dims[5] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(group), static_cast<cuuint64_t>(rows),
-                          static_cast<cuuint64_t>(kv_heads), static_cast<cuuint64_t>(batch)};
-    cuuint64_t strides[4] = {static_cast<cuuint64_t>(q.head_stride) * elem, static_cast<cuuint64_t>(q.row_stride) * elem,
-                             static_cast<cuuint64_t>(q.head_stride) * group * elem, static_cast<cuuint64_t>(q.batch_stride) * elem};
-    cuuint32_t box[5] = {64, static_cast<cuuint32_t>(group), static_cast<cuuint32_t>(block_m / group), 1, 1};
-    cuuint32_t element_strides[5] = {1, 1, 1, 1, 1};
-    const CUresult r = cuTensorMapEncodeTiled(
-        map, dtype == FA_DTYPE_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 5, const_cast<void*>(q.data),
-        dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-        CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const cuuint64_t dims[5] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(group), static_cast<cuuint64_t>(rows),
+                                static_cast<cuuint64_t>(kv_heads), static_cast<cuuint64_t>(batch)};
+    const cuuint64_t strides[4] = {static_cast<cuuint64_t>(q.head_stride) * elem, static_cast<cuuint64_t>(q.row_stride) * elem,
+                                   static_cast<cuuint64_t>(q.head_stride) * group * elem,
+                                   static_cast<cuuint64_t>(q.batch_stride) * elem};
+    const cuuint32_t box[5] = {64, static_cast<cuuint32_t>(group), static_cast<cuuint32_t>(block_m / group), 1, 1};
+    const CUresult r = encode_tiled(map, dtype, 5, q.data, dims, strides, box);
     if (r == CUDA_SUCCESS) return FA_OK;
-    const char* text = nullptr;
-    cuGetErrorString(r, &text);
     return fa_set_last_error(FA_ERR_UNSUPPORTED,
                              "hopper_sm90: cannot describe fa_params.q to TMA as packed GQA (group %d, rows %d, kv heads %d, batch %d): %s",
-                             group, rows, kv_heads, batch, text != nullptr ? text : "?");
+                             group, rows, kv_heads, batch, cu_error_text(r));
 }
 
 /*
