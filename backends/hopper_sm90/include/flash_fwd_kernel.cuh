@@ -108,8 +108,8 @@ struct FwdTileCoord {
     int n_min, n_max;     /* key blocks [n_min, n_max) the tile sees (of its split) */
 };
 
-/* kCache: the kv-cache kernel (cache lengths and entries, paged K/V, splits); the plain forward's
-   code stays free of them. */
+/* kCache: the cache kernel (kv-cache lengths and entries, packed GQA, paged K/V, splits), which
+   fa_forward_kvcache and a paged or split fa_forward take; the plain forward's code stays free of them. */
 template <class Traits, bool kCache>
 __device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
     FwdTileCoord c;
@@ -149,9 +149,11 @@ __device__ __forceinline__ FwdTileCoord fwd_tile(const FwdParams& p, int tile) {
     c.kv_batch_coord = c.batch_coord;
     c.pack = 1;
     if constexpr (kCache) {
-        c.sk = p.cache_seqlens[c.b] + p.seqlen_new;
-        if (p.cache_batch_idx != nullptr) c.kv_batch_coord = p.cache_batch_idx[c.b];
-        if (p.pack_gqa) c.pack = p.group;
+        if (p.cache_seqlens != nullptr) {
+            c.sk = p.cache_seqlens[c.b] + p.seqlen_new;
+            if (p.cache_batch_idx != nullptr) c.kv_batch_coord = p.cache_batch_idx[c.b];
+            if (p.pack_gqa) c.pack = p.group;
+        }
     }
     c.rows = c.sq * c.pack;
     constexpr int kBlockM = Traits::kBlockM, kBlockN = Traits::kBlockN;

@@ -120,21 +120,32 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     if (a.batch == 0 || (a.total_q == 0 && a.cache_seqlens == nullptr)) return FA_OK; /* no rows (a cache may still append) */
     const bool varlen = a.cu_seqlens_q != nullptr;
     const bool kvcache = a.cache_seqlens != nullptr; /* fa_forward_kvcache: dense q, a dense or paged cache */
-    const bool paged = a.block_table != nullptr;
+    const bool paged = a.block_table != nullptr;     /* k/v (pages, page_size, heads, d); varlen or a cache */
+    /* The cache kernel (kCache): cache lengths and entries, paged K/V, split-KV partials. */
+    const bool cache_kernel = kvcache || paged || a.num_splits > 1;
     const int q_rows = varlen ? a.total_q : a.seqlen_q;
-    const int k_rows = varlen ? a.total_k : paged ? a.page_size : a.seqlen_k;
+    const int k_rows = paged ? a.page_size : varlen ? a.total_k : a.seqlen_k;
     const int q_batch = varlen ? 1 : a.batch;
-    const int kv_batch = varlen ? 1 : a.kv_batch;
+    const int kv_batch = paged ? a.kv_batch : varlen ? 1 : a.kv_batch;
 
     FwdParams p{};
-    KvcachePlan cache_plan;
+    SplitPlan cache_plan;
     fa_tensor q = a.q;
-    if (kvcache) {
-        cache_plan = kvcache_plan(a, ctx.num_sms);
+    p.num_splits = 1;
+    if (cache_kernel) {
+        cache_plan = split_plan(a, ctx.num_sms);
         if (cache_plan.workspace_bytes > 0 && (ctx.workspace == nullptr || ctx.workspace_bytes < cache_plan.workspace_bytes))
             return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_params.workspace_bytes must be at least %llu for this call; got %llu",
                                      static_cast<unsigned long long>(cache_plan.workspace_bytes),
                                      static_cast<unsigned long long>(ctx.workspace_bytes));
+        unsigned char* workspace = static_cast<unsigned char*>(ctx.workspace);
+        p.num_splits = cache_plan.num_splits;
+        if (cache_plan.num_splits > 1) {
+            p.o_partial = reinterpret_cast<float*>(workspace + cache_plan.partial_o_offset);
+            p.lse_partial = reinterpret_cast<float*>(workspace + cache_plan.partial_lse_offset);
+        }
+    }
+    if (kvcache) {
         unsigned char* workspace = static_cast<unsigned char*>(ctx.workspace);
         fa_sm80::FwdArgs args = fa_sm80::make_fwd_args(a);
         args.cache_seqlens = a.cache_seqlens;
@@ -161,14 +172,7 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
         p.cache_seqlens = a.cache_seqlens;
         p.seqlen_new = args.seqlen_new;
         p.cache_batch_idx = a.cache_batch_idx;
-        p.num_splits = cache_plan.num_splits;
-        if (cache_plan.num_splits > 1) {
-            p.o_partial = reinterpret_cast<float*>(workspace + cache_plan.partial_o_offset);
-            p.lse_partial = reinterpret_cast<float*>(workspace + cache_plan.partial_lse_offset);
-        }
         if (a.seqlen_q == 0) return FA_OK;
-    } else {
-        p.num_splits = 1;
     }
     int kv_box_rows = Traits::kBlockN;
     if (paged) {
@@ -178,7 +182,7 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
         p.page_size = a.page_size;
         p.page_box_rows = kv_box_rows;
     }
-    p.zero_v_tail = (kvcache || a.seqused_k != nullptr) ? 1 : 0;
+    p.zero_v_tail = (kvcache || paged || a.seqused_k != nullptr) ? 1 : 0;
 
     const int group = a.nheads_q / a.nheads_kv;
     const int pack = kvcache ? kvcache_pack_gqa(a, Traits::kBlockM) : 0;
@@ -237,7 +241,8 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     fa_entry::normalise_window(a, p.window_left, p.window_right);
     if (p.num_tiles == 0) return FA_OK;
 
-    auto kernel = kvcache ? flash_fwd_sm90_kernel<Traits, Element, Softcap, true> : flash_fwd_sm90_kernel<Traits, Element, Softcap, false>;
+    auto kernel =
+        cache_kernel ? flash_fwd_sm90_kernel<Traits, Element, Softcap, true> : flash_fwd_sm90_kernel<Traits, Element, Softcap, false>;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes);
     if (err != cudaSuccess)
         return fa_set_last_error(FA_ERR_DEVICE, "hopper_sm90: cannot give the forward kernel %d bytes of shared memory: %s",

@@ -49,12 +49,13 @@ inline int round_headdim(int headdim) {
 }
 
 /*
- * The kv-cache call's split count and workspace (fa_workspace_size and the launch agree through
- * it). Splits: num_splits > 1 as asked (at most one per key block and kMaxSplits), 0 the sm80
- * backend's wave rule (flash_fwd_plan.cuh) with one resident CTA per SM, 1 none. Workspace: the
- * fp32 partials (O, LSE) when split, and the rotated q when rotary.
+ * Split count and workspace of a call on the cache kernel (kv cache, paged K/V, num_splits > 1;
+ * fa_workspace_size and the launch agree through it). Splits: num_splits > 1 as asked (at most one
+ * per key block and kMaxSplits); for the kv cache 0 takes the sm80 backend's wave rule
+ * (flash_fwd_plan.cuh) with one resident CTA per SM; else none. Workspace: the fp32 partials (O,
+ * LSE) when split, and the rotated q when the kv cache rotates.
  */
-struct KvcachePlan {
+struct SplitPlan {
     int num_splits = 1;
     uint64_t partial_o_offset = 0, partial_lse_offset = 0, q_rotated_offset = 0, workspace_bytes = 0;
 };
@@ -68,8 +69,9 @@ inline int kvcache_pack_gqa(const fa_params& p, int block_m) {
     return group > 1 && block_m % group == 0 ? group : 0;
 }
 
-inline KvcachePlan kvcache_plan(const fa_params& p, int num_sms) {
-    KvcachePlan plan;
+inline SplitPlan split_plan(const fa_params& p, int num_sms) {
+    SplitPlan plan;
+    const bool kvcache = p.cache_seqlens != nullptr;
     const int bucket = round_headdim(p.headdim_qk);
     const bool softcap = p.softcap > 0.0f;
     const int block_m = bucket == 64 ? (softcap ? FwdTile<64, true>::kBlockM : FwdTile<64, false>::kBlockM) : 128;
@@ -77,7 +79,7 @@ inline KvcachePlan kvcache_plan(const fa_params& p, int num_sms) {
     const int key_blocks = std::max(1, (p.seqlen_k + block_n - 1) / block_n);
     if (p.num_splits > 1) {
         plan.num_splits = std::min({p.num_splits, key_blocks, fa_sm80::kMaxSplits});
-    } else if (p.num_splits == 0) {
+    } else if (p.num_splits == 0 && kvcache) {
         const int pack = kvcache_pack_gqa(p, block_m);
         const int64_t rows = static_cast<int64_t>(p.seqlen_q) * (pack > 1 ? pack : 1);
         const int m_blocks = static_cast<int>((rows + block_m - 1) / block_m);
@@ -91,7 +93,7 @@ inline KvcachePlan kvcache_plan(const fa_params& p, int num_sms) {
         plan.partial_lse_offset = fa_sm80::align_up(bytes, 256);
         bytes = plan.partial_lse_offset + rows * plan.num_splits * sizeof(float);
     }
-    if (p.rotary_dim > 0) {
+    if (kvcache && p.rotary_dim > 0) {
         plan.q_rotated_offset = fa_sm80::align_up(bytes, 256);
         bytes = plan.q_rotated_offset + static_cast<uint64_t>(p.batch) * p.seqlen_q * p.nheads_q * p.headdim_qk * 2;
     }

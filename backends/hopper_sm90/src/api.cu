@@ -9,9 +9,10 @@
 //                   instance's shared memory within the device's opt-in limit.
 // fa_forward_kvcache runs the same kernel over the cache (dense or paged with pages of a multiple of 8
 // rows), split over the keys when asked or when the (sequence, head) tiles leave SMs idle; append,
-// rotary and the split combine are the sm80 backend's small kernels (flash_fwd_launch.cuh).
-// What this library refuses (backward, paged fa_forward, ALiBi, dropout, sinks, leftpad_k, fp8 ...)
-// the dispatcher takes to cuda_sm80. Every entry point is wrapped in fa_guarded.
+// rotary and the split combine are the sm80 backend's small kernels (flash_fwd_launch.cuh). A paged
+// or split fa_forward takes the same cache kernel.
+// What this library refuses (backward, ALiBi, dropout, sinks, leftpad_k, fp8 ...) the dispatcher
+// takes to cuda_sm80. Every entry point is wrapped in fa_guarded.
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -32,7 +33,8 @@ namespace {
 constexpr const char* kBackendName = "hopper_sm90";
 
 constexpr uint64_t kForwardFeatures = FA_FEATURE_CAUSAL | FA_FEATURE_WINDOW | FA_FEATURE_SOFTCAP | FA_FEATURE_GQA |
-                                      FA_FEATURE_VARLEN | FA_FEATURE_SEQUSED | FA_FEATURE_LSE;
+                                      FA_FEATURE_VARLEN | FA_FEATURE_SEQUSED | FA_FEATURE_PAGED_KV | FA_FEATURE_SPLIT_KV |
+                                      FA_FEATURE_LSE;
 constexpr uint64_t kKvcacheFeatures = FA_FEATURE_CAUSAL | FA_FEATURE_WINDOW | FA_FEATURE_SOFTCAP | FA_FEATURE_GQA |
                                       FA_FEATURE_PAGED_KV | FA_FEATURE_KV_APPEND | FA_FEATURE_ROTARY | FA_FEATURE_CACHE_BATCH_IDX |
                                       FA_FEATURE_SPLIT_KV | FA_FEATURE_LSE;
@@ -156,6 +158,20 @@ fa_status supports(const fa_params* params, fa_op op, const Instance** instance,
     return check_device(*params, op, **instance, ctx);
 }
 
+/* The gates, the device, the workspace (split partials, rotated q; the caller's or one on the stream), the
+   instance. */
+fa_status run_forward(const fa_params* params, fa_op op) {
+    fa_clear_last_error();
+    const Instance* instance = nullptr;
+    fa_sm90::LaunchContext ctx{};
+    FA_TRY(supports(params, op, &instance, &ctx));
+    fa_cuda::DeviceGuard device(kBackendName);
+    FA_TRY(device.enter(ctx.device));
+    fa_cuda::Workspace workspace(kBackendName);
+    FA_TRY(workspace.acquire(*params, fa_sm90::split_plan(*params, ctx.num_sms).workspace_bytes, &ctx));
+    return instance->run(*params, ctx);
+}
+
 }  // namespace
 
 extern "C" {
@@ -181,42 +197,23 @@ FA_API fa_status fa_workspace_size(const fa_params* params, fa_op op, uint64_t* 
         *bytes = 0;
         const Instance* instance = nullptr;
         FA_TRY(check_static(params, op, &instance));
-        if (op != FA_OP_FORWARD_KVCACHE) return FA_OK; /* the FA3 forward needs no workspace */
         int num_sms = 0;
-        if (params->num_splits == 0) { /* the split rule needs the SM count */
+        if (op == FA_OP_FORWARD_KVCACHE && params->num_splits == 0) { /* the split rule needs the SM count */
             fa_cuda::DeviceInfo info;
             FA_TRY(fa_cuda::device_info(kBackendName, params->device, &info));
             num_sms = info.num_sms;
         }
-        *bytes = fa_sm90::kvcache_plan(*params, num_sms).workspace_bytes;
+        *bytes = fa_sm90::split_plan(*params, num_sms).workspace_bytes; /* partials, rotated q; 0 for the plain forward */
         return FA_OK;
     });
 }
 
 FA_API fa_status fa_forward(const fa_params* params) {
-    return fa_guarded([&]() -> fa_status {
-        fa_clear_last_error();
-        const Instance* instance = nullptr;
-        fa_sm90::LaunchContext ctx{};
-        FA_TRY(supports(params, FA_OP_FORWARD, &instance, &ctx));
-        fa_cuda::DeviceGuard device(kBackendName);
-        FA_TRY(device.enter(ctx.device));
-        return instance->run(*params, ctx);
-    });
+    return fa_guarded([&]() -> fa_status { return run_forward(params, FA_OP_FORWARD); });
 }
 
 FA_API fa_status fa_forward_kvcache(const fa_params* params) {
-    return fa_guarded([&]() -> fa_status {
-        fa_clear_last_error();
-        const Instance* instance = nullptr;
-        fa_sm90::LaunchContext ctx{};
-        FA_TRY(supports(params, FA_OP_FORWARD_KVCACHE, &instance, &ctx));
-        fa_cuda::DeviceGuard device(kBackendName);
-        FA_TRY(device.enter(ctx.device));
-        fa_cuda::Workspace workspace(kBackendName);
-        FA_TRY(workspace.acquire(*params, fa_sm90::kvcache_plan(*params, ctx.num_sms).workspace_bytes, &ctx));
-        return instance->run(*params, ctx);
-    });
+    return fa_guarded([&]() -> fa_status { return run_forward(params, FA_OP_FORWARD_KVCACHE); });
 }
 
 FA_API fa_status fa_backward(const fa_params* params) {

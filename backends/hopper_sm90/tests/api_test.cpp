@@ -65,11 +65,11 @@ TEST(Sm90Api, CapabilitiesAreTruthful) {
     EXPECT_STREQ(caps.archs, "sm_90a");
     const uint64_t fwd = caps.features[FA_OP_FORWARD];
     for (uint64_t bit : {FA_FEATURE_CAUSAL, FA_FEATURE_WINDOW, FA_FEATURE_SOFTCAP, FA_FEATURE_GQA, FA_FEATURE_VARLEN,
-                         FA_FEATURE_SEQUSED, FA_FEATURE_LSE}) {
+                         FA_FEATURE_SEQUSED, FA_FEATURE_PAGED_KV, FA_FEATURE_SPLIT_KV, FA_FEATURE_LSE}) {
         EXPECT_NE(fwd & bit, 0u) << "forward should claim feature bit " << bit;
     }
-    for (uint64_t bit : {FA_FEATURE_ALIBI, FA_FEATURE_DROPOUT, FA_FEATURE_LEFTPAD_K, FA_FEATURE_PAGED_KV, FA_FEATURE_SPLIT_KV,
-                         FA_FEATURE_SINKS, FA_FEATURE_FP8, FA_FEATURE_HEADDIM_V, FA_FEATURE_DROPOUT_MASK}) {
+    for (uint64_t bit : {FA_FEATURE_ALIBI, FA_FEATURE_DROPOUT, FA_FEATURE_LEFTPAD_K, FA_FEATURE_SINKS, FA_FEATURE_FP8,
+                         FA_FEATURE_HEADDIM_V, FA_FEATURE_DROPOUT_MASK}) {
         EXPECT_EQ(fwd & bit, 0u) << "forward must not claim feature bit " << bit;
     }
     const uint64_t cache = caps.features[FA_OP_FORWARD_KVCACHE];
@@ -113,9 +113,12 @@ TEST(Sm90Api, RefusesWhatTheFa3ForwardDoesNotImplement) {
     p.sink_logits = static_cast<const float*>(fake_pointer(12));
     expect_refused(p, FA_OP_FORWARD, "sinks");
 
+    fa_capabilities caps{};
+    caps.struct_size = sizeof caps;
+    ASSERT_EQ(fa_get_capabilities(&caps), FA_OK) << fa_last_error();
     p = valid_forward();
-    p.num_splits = 3;
-    expect_refused(p, FA_OP_FORWARD, "split");
+    p.num_splits = caps.max_splits + 1;
+    expect_refused(p, FA_OP_FORWARD, "num_splits");
 
     p = valid_forward();
     p.seqused_q = static_cast<const int32_t*>(fake_pointer(13));
@@ -184,13 +187,15 @@ TEST(Sm90Api, BackwardGoesElsewhere) {
     EXPECT_NE(fa_backward(nullptr), FA_OK);
 }
 
-TEST(Sm90Api, WorkspaceIsNone) {
+TEST(Sm90Api, WorkspaceIsNoneUnlessSplit) {
     uint64_t bytes = 1;
     fa_params p = valid_forward();
-    const fa_status st = fa_workspace_size(&p, FA_OP_FORWARD, &bytes);
-    if (st == FA_OK) {
-        EXPECT_EQ(bytes, 0u);
-    }
+    ASSERT_EQ(fa_workspace_size(&p, FA_OP_FORWARD, &bytes), FA_OK) << fa_last_error();
+    EXPECT_EQ(bytes, 0u);
+    p.num_splits = 3; /* fp32 partials: O (rows x splits x dv) and LSE (rows x splits) */
+    ASSERT_EQ(fa_workspace_size(&p, FA_OP_FORWARD, &bytes), FA_OK) << fa_last_error();
+    const uint64_t rows = static_cast<uint64_t>(p.batch) * p.nheads_q * p.seqlen_q;
+    EXPECT_GE(bytes, rows * 3 * (p.headdim_v + 1) * sizeof(float));
     EXPECT_EQ(fa_workspace_size(&p, FA_OP_FORWARD, nullptr), FA_ERR_INVALID_ARGUMENT);
 }
 
