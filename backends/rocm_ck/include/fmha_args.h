@@ -71,6 +71,7 @@ struct FmhaArgs {
 
     // ---- split-KV partials and backward scratch --------------------------------------------
     int num_splits;
+    int pack;           /* kv cache: query heads per kv head in one block's rows (packed GQA, fmha_plan.h), else 1 */
     float* o_partial;   /* (splits, hq · total_q, dv) */
     float* lse_partial; /* (splits, hq · total_q) */
     float* d_rows;      /* backward: D = rowsum(dO ∘ O), (hq, total_q) */
@@ -130,6 +131,7 @@ inline FmhaArgs make_args(const fa_params& p) {
     a.dropout_threshold = fa_philox::keep_threshold(p.dropout_p);
     a.dropout_keep_scale = 1.0f / (1.0f - p.dropout_p);
     a.num_splits = 1;
+    a.pack = 1;
     return a;
 }
 

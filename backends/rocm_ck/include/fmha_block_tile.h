@@ -103,14 +103,14 @@ FA_CK_DEVICE void block_pipeline(int begin, int end, const Load& load, const Sto
  * when some element of query rows [i0, i0 + kBlockRows) × the step's keys is masked.
  */
 template <class Shape, class Mask, class Compute>
-FA_CK_DEVICE void walk_key_steps(const FmhaArgs& a, const SeqInfo& seq, int hk, const Mask& mask, int i0, int begin, int end,
+FA_CK_DEVICE void walk_key_steps(const FmhaArgs& a, const SeqInfo& seq, int hk, const Mask& mask, int i0, int i1, int begin, int end,
                                  uint16_t* k_tile, uint16_t* v_tile, const Compute& compute) {
     KeyValueTiles<Shape> tiles;
     block_pipeline(
         begin, end, [&](int step) { tiles.load(a, seq, hk, step); }, [&](int) { tiles.store(k_tile, v_tile); },
         [&](int step) {
             const int n0 = step * Shape::kStep;
-            compute(n0, !mask.tile_all_visible(i0, i0 + Shape::kBlockRows, n0, n0 + Shape::kStep));
+            compute(n0, !mask.tile_all_visible(i0, i1, n0, n0 + Shape::kStep)); /* queries [i0, i1) of the block */
         });
 }
 

@@ -240,7 +240,7 @@ struct FmhaBwdDqKernel {
         mask.key_range(i0, i0 + Shape::kBlockRows, key_begin, key_end);
         const int step_begin = key_begin / Shape::kStep;
         const int step_end = key_end > key_begin ? (key_end + Shape::kStep - 1) / Shape::kStep : step_begin;
-        walk_key_steps<Shape>(a, seq, hk, mask, i0, step_begin, step_end, smem.k, smem.v, [&](int n0, bool need_mask) {
+        walk_key_steps<Shape>(a, seq, hk, mask, i0, i0 + Shape::kBlockRows, step_begin, step_end, smem.k, smem.v, [&](int n0, bool need_mask) {
             accumulate_step(smem, q, dout, dq, score, mask, dropout, need_mask, lse2, d_row, i, n0);
         });
 

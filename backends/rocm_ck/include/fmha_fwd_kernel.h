@@ -49,20 +49,26 @@ struct FmhaFwdKernel {
     };
 
     static FA_CK_DEVICE void run(const FmhaArgs& a, SharedStorage& smem) {
-        const int h = static_cast<int>(blockIdx.y);
+        // Packed GQA (a.pack > 1, kv cache): grid y is a kv head, h0 the first query head of its group, and block
+        // row r is query r / pack of head h0 + r % pack, so the group reads K/V once. Else pack = 1: row r is query r.
+        const int pack = a.pack;
+        const int h0 = static_cast<int>(blockIdx.y) * pack;
         const int b = IsSplit ? static_cast<int>(blockIdx.z) / a.num_splits : static_cast<int>(blockIdx.z);
         const int split = IsSplit ? static_cast<int>(blockIdx.z) % a.num_splits : 0;
         const SeqInfo seq = SeqInfo::make(a, b);
-        const int i0 = static_cast<int>(blockIdx.x) * Shape::kBlockRows;
-        if (i0 >= seq.sq) return; /* uniform over the block: before any barrier */
+        const int r0 = static_cast<int>(blockIdx.x) * Shape::kBlockRows;
+        if (r0 >= seq.sq * pack) return; /* uniform over the block: before any barrier */
+        const int i0 = r0 / pack, i1 = (r0 + Shape::kBlockRows - 1) / pack + 1; /* the block's queries [i0, i1) */
 
-        const int hk = h / a.group;
+        const int hk = h0 / a.group;
         const FmhaMask mask = FmhaMask::make(a.window_left, a.window_right, seq.sq, seq.sk);
         int step_begin, step_end;
-        key_steps(a, seq, mask, i0, split, step_begin, step_end);
+        key_steps(a, seq, mask, i0, i1, split, step_begin, step_end);
 
         const int lane = lane_id();
-        const int i = i0 + wave_id() * kMfmaN + MfmaLayout::acc_col(lane); /* this lane's query */
+        const int r = r0 + wave_id() * kMfmaN + MfmaLayout::acc_col(lane); /* this lane's row */
+        const int i = r / pack;                                             /* its query (≥ sq past the rows) */
+        const int h = h0 + r % pack;                                        /* and head */
 
         /* Q^T fragments: B operand slice kk holds dims 8·kk + 4·(lane / 32) + e of query i. */
         Pack4 q[Shape::kDSlices];
@@ -79,9 +85,10 @@ struct FmhaFwdKernel {
         row.m = -kInfinity;
         row.l = 0.0f;
 
-        const ScoreMod score = ScoreMod::make(a, b, h, seq.sq, seq.sk);
-        const BlockDropout dropout = BlockDropout::make(a, b, h);
-        walk_key_steps<Shape>(a, seq, hk, mask, i0, step_begin, step_end, smem.k, smem.v, [&](int n0, bool need_mask) {
+        // Per block: ALiBi's slope and dropout's stream are per head, and a packed block has none of them (fmha_plan.h).
+        const ScoreMod score = ScoreMod::make(a, b, h0, seq.sq, seq.sk);
+        const BlockDropout dropout = BlockDropout::make(a, b, h0);
+        walk_key_steps<Shape>(a, seq, hk, mask, i0, i1, step_begin, step_end, smem.k, smem.v, [&](int n0, bool need_mask) {
             attend_step(smem, q, row, score, mask, dropout, need_mask, i, n0);
         });
 
@@ -91,11 +98,11 @@ struct FmhaFwdKernel {
             store_output(a, seq, h, i, row);
     }
 
-    /* Key steps [begin, end) of this block: those its queries see, cut to the split's share. */
-    static FA_CK_DEVICE void key_steps(const FmhaArgs& a, const SeqInfo& seq, const FmhaMask& mask, int i0, int split, int& begin,
-                                       int& end) {
+    /* Key steps [begin, end) of this block: those its queries [i0, i1) see, cut to the split's share. */
+    static FA_CK_DEVICE void key_steps(const FmhaArgs& a, const SeqInfo& seq, const FmhaMask& mask, int i0, int i1, int split,
+                                       int& begin, int& end) {
         int key_begin, key_end;
-        mask.key_range(i0, i0 + Shape::kBlockRows, key_begin, key_end);
+        mask.key_range(i0, i1, key_begin, key_end);
         begin = key_begin / Shape::kStep;
         end = key_end > key_begin ? (key_end + Shape::kStep - 1) / Shape::kStep : begin;
         if (IsSplit) {

@@ -55,7 +55,10 @@ fa_status run_fwd_splitkv(const fa_params& p, const LaunchContext& ctx) {
     }
 
     args.num_splits = plan.num_splits;
-    const dim3 grid((p.seqlen_q + Shape::kBlockRows - 1) / Shape::kBlockRows, p.nheads_q, p.batch * plan.num_splits);
+    args.pack = plan.pack;
+    const int64_t block_rows = static_cast<int64_t>(p.seqlen_q) * plan.pack;
+    const dim3 grid(static_cast<unsigned>((block_rows + Shape::kBlockRows - 1) / Shape::kBlockRows), p.nheads_q / plan.pack,
+                    p.batch * plan.num_splits);
     if (plan.num_splits > 1) {
         args.o_partial = reinterpret_cast<float*>(workspace + plan.o_partial_offset);
         args.lse_partial = reinterpret_cast<float*>(workspace + plan.lse_partial_offset);

@@ -193,6 +193,11 @@ std::vector<Case> all_cases() {
     c = Case{}; c.name = "kvcache fp16 d64 rotary interleaved batch_idx"; c.op = FA_OP_FORWARD_KVCACHE; c.dtype = FA_DTYPE_F16; c.sq = 2; c.sk = 120; c.seqlen_new = 2; c.rotary_dim = 32; c.interleaved = true; c.cache_batch_idx = true; c.causal = true; c.quick = true; add(c);
     c = Case{}; c.name = "kvcache bf16 d64 rotary paged split heuristic"; c.op = FA_OP_FORWARD_KVCACHE; c.hq = 4; c.hk = 1; c.sq = 1; c.sk = 256; c.seqlen_new = 1; c.rotary_dim = 64; c.page_size = 16; c.num_splits = 0; c.quick = true; add(c);
     c = Case{}; c.name = "kvcache fp16 d64 window alibi softcap split 4 sinks leftpad"; c.op = FA_OP_FORWARD_KVCACHE; c.dtype = FA_DTYPE_F16; c.sq = 4; c.sk = 200; c.seqlen_new = 3; c.window_left = 40; c.window_right = 0; c.alibi = true; c.softcap = 3.0f; c.num_splits = 4; c.sinks = true; c.leftpad = true; c.quick = true; add(c);
+    // Packed GQA (fmha_plan.h pack_gqa): a block's rows are one kv head's query heads; groups of 4 and 6, and ALiBi
+    // (not packed).
+    c = Case{}; c.name = "kvcache bf16 d64 gqa 8/2 packed causal 5 rows split 2"; c.op = FA_OP_FORWARD_KVCACHE; c.hq = 8; c.hk = 2; c.sq = 5; c.sk = 150; c.seqlen_new = 5; c.causal = true; c.num_splits = 2; c.quick = true; add(c);
+    c = Case{}; c.name = "kvcache fp16 d128 mqa 6/1 packed window sinks"; c.op = FA_OP_FORWARD_KVCACHE; c.dtype = FA_DTYPE_F16; c.d = 128; c.hq = 6; c.hk = 1; c.sq = 3; c.sk = 180; c.seqlen_new = 1; c.window_left = 50; c.window_right = 0; c.sinks = true; c.quick = true; add(c);
+    c = Case{}; c.name = "kvcache bf16 d64 gqa 4/2 alibi (unpacked)"; c.op = FA_OP_FORWARD_KVCACHE; c.hq = 4; c.hk = 2; c.sq = 2; c.sk = 100; c.alibi = true; c.quick = true; add(c);
     c = Case{}; c.name = "kvcache bf16 d128 paged 48 append"; c.op = FA_OP_FORWARD_KVCACHE; c.d = 128; c.sq = 8; c.sk = 300; c.seqlen_new = 8; c.page_size = 48; c.causal = true; c.num_splits = 3; add(c);
 
     // ---- backward ----
