@@ -22,6 +22,10 @@
  *                       with the longest causal tiles first (flash_fwd_launch.cuh, fwd_grid).
  *   lazy rescale:       a row's reference maximum moves only when a block exceeds it by 2^8, so
  *                       O is rarely rescaled (kLazyRescale).
+ *   cache kernel:       the same body with kCache (fa_forward_kvcache, a paged or split fa_forward):
+ *                       per-sequence cache lengths and entries, paged K/V in boxes of whole swizzle
+ *                       atoms, V rows past the keys zeroed by the producer, split partials, and packed
+ *                       GQA (a tile = one kv head's group of query heads).
  */
 #ifndef FA_SM90_FLASH_FWD_KERNEL_CUH
 #define FA_SM90_FLASH_FWD_KERNEL_CUH
