@@ -924,6 +924,12 @@ std::vector<Case> all_cases() {
         c = Case{};
         c.dtype = dt;
         c.kvcache = true;
+        c.name = ty + " d128 kvcache gqa 8/2 sinks leftpad 3 rows, no split"; /* cuda_sm80: packed, the sink per row's head */
+        c.batch = 3, c.hq = 8, c.hk = 2, c.sq = 3, c.sk = 400, c.seqlen_new = 3, c.sinks = true, c.leftpad = true, c.causal = true;
+        add(c);
+        c = Case{};
+        c.dtype = dt;
+        c.kvcache = true;
         c.name = ty + " d256 kvcache gqa 6/2 causal 4 rows";
         c.d = 256, c.batch = 2, c.hq = 6, c.hk = 2, c.sq = 4, c.sk = 350, c.seqlen_new = 4, c.causal = true;
         add(c);
