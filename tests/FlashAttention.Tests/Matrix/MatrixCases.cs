@@ -109,6 +109,8 @@ internal static class MatrixCases
         yield return new("kv-splits-1", c => c with { Api = MatrixApi.KvCache, Append = true, NumSplits = 1, Causal = true, Backward = false }, CachePairs);
         yield return new("kv-splits-3", c => c with { Api = MatrixApi.KvCache, Append = true, NumSplits = 3, Causal = true, Backward = false }, CachePairs);
         yield return new("kv-alibi-sinks-softcap", c => c with { Api = MatrixApi.KvCache, Alibi = AlibiMode.PerBatchHead, Sinks = true, Softcap = 15f, Backward = false }, CachePairs);
+        // GQA without ALiBi: the GPU backends pack the group's query heads into one tile (the sink per row's head).
+        yield return new("kv-gqa-sinks-leftpad", c => c with { Api = MatrixApi.KvCache, Append = true, Hq = 8, Hk = 2, Sinks = true, Leftpad = true, Causal = true, Backward = false }, CachePairs);
     }
 
     private static int DtIndex(MatrixCase c) => Array.IndexOf(DTypes, c.DType);
