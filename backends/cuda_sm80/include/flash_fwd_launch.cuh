@@ -55,9 +55,10 @@ inline FwdArgs make_fwd_args(const fa_params& p) {
     a.cu_seqlens_k = p.cu_seqlens_k;
     a.seqused_k = p.seqused_k;
     a.leftpad_k = p.leftpad_k;
-    a.cache_seqlens = nullptr;
-    a.seqlen_new = 0;
-    a.cache_batch_idx = nullptr;
+    /* Only fa_forward_kvcache has them (fa_check_params refuses them elsewhere). */
+    a.cache_seqlens = p.cache_seqlens;
+    a.seqlen_new = p.k_new.data != nullptr ? p.seqlen_new : 0;
+    a.cache_batch_idx = p.cache_batch_idx;
     a.block_table = p.block_table;
     a.block_table_batch_stride = p.block_table_batch_stride;
     a.page_size = p.page_size;
@@ -132,11 +133,6 @@ fa_status run_fwd_split(const fa_params& p, const LaunchContext& ctx) {
     unsigned char* workspace = static_cast<unsigned char*>(ctx.workspace);
 
     FwdArgs args = make_fwd_args(p);
-    if (kvcache) {
-        args.cache_seqlens = p.cache_seqlens;
-        args.cache_batch_idx = p.cache_batch_idx;
-        args.seqlen_new = p.k_new.data != nullptr ? p.seqlen_new : 0;
-    }
     RotaryArgs rot{p.rotary_cos, p.rotary_sin, p.rotary_dim, p.rotary_interleaved};
 
     if (kvcache && args.seqlen_new > 0) {

@@ -126,10 +126,13 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     const int q_rows = varlen ? a.total_q : a.seqlen_q;
     const int k_rows = paged ? a.page_size : varlen ? a.total_k : a.seqlen_k;
     const int q_batch = varlen ? 1 : a.batch;
-    const int kv_batch = paged ? a.kv_batch : varlen ? 1 : a.kv_batch;
+    const int kv_batch = varlen && !paged ? 1 : a.kv_batch; /* pages when paged */
 
     FwdParams p{};
+    /* The arguments of the sm80 backend's small kernels (append, q rotation, split combine). */
+    fa_sm80::FwdArgs small_args = fa_sm80::make_fwd_args(a);
     SplitPlan cache_plan;
+    unsigned char* const workspace = static_cast<unsigned char*>(ctx.workspace);
     fa_tensor q = a.q;
     p.num_splits = 1;
     if (cache_kernel) {
@@ -138,7 +141,6 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
             return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_params.workspace_bytes must be at least %llu for this call; got %llu",
                                      static_cast<unsigned long long>(cache_plan.workspace_bytes),
                                      static_cast<unsigned long long>(ctx.workspace_bytes));
-        unsigned char* workspace = static_cast<unsigned char*>(ctx.workspace);
         p.num_splits = cache_plan.num_splits;
         if (cache_plan.num_splits > 1) {
             p.o_partial = reinterpret_cast<float*>(workspace + cache_plan.partial_o_offset);
@@ -146,23 +148,18 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
         }
     }
     if (kvcache) {
-        unsigned char* workspace = static_cast<unsigned char*>(ctx.workspace);
-        fa_sm80::FwdArgs args = fa_sm80::make_fwd_args(a);
-        args.cache_seqlens = a.cache_seqlens;
-        args.cache_batch_idx = a.cache_batch_idx;
-        args.seqlen_new = a.k_new.data != nullptr ? a.seqlen_new : 0;
         const fa_sm80::RotaryArgs rot{a.rotary_cos, a.rotary_sin, a.rotary_dim, a.rotary_interleaved};
-        if (args.seqlen_new > 0) {
+        if (small_args.seqlen_new > 0) {
             const fa_sm80::AppendArgs n{a.k_new.data,         a.v_new.data,        a.k_new.batch_stride, a.k_new.row_stride,
                                         a.k_new.head_stride,  a.v_new.batch_stride, a.v_new.row_stride,  a.v_new.head_stride,
-                                        args.seqlen_new};
-            fa_sm80::kvcache_append_kernel<Element><<<dim3(args.seqlen_new, a.batch), 128, 0, ctx.stream>>>(args, n, rot);
+                                        small_args.seqlen_new};
+            fa_sm80::kvcache_append_kernel<Element><<<dim3(small_args.seqlen_new, a.batch), 128, 0, ctx.stream>>>(small_args, n, rot);
             FA_TRY(fa_cuda::launch_status("hopper_sm90", "the kv-cache append kernel"));
         }
         if (a.rotary_dim > 0 && a.seqlen_q > 0) {
             Element* q_rot = reinterpret_cast<Element*>(workspace + cache_plan.q_rotated_offset);
-            const int local = (args.window_left >= 0 || args.window_right >= 0) ? 1 : 0;
-            fa_sm80::rotate_q_kernel<Element><<<dim3(a.seqlen_q, a.batch), 128, 0, ctx.stream>>>(args, q_rot, rot, local);
+            const int local = (small_args.window_left >= 0 || small_args.window_right >= 0) ? 1 : 0;
+            fa_sm80::rotate_q_kernel<Element><<<dim3(a.seqlen_q, a.batch), 128, 0, ctx.stream>>>(small_args, q_rot, rot, local);
             FA_TRY(fa_cuda::launch_status("hopper_sm90", "the q rotation kernel"));
             q.data = q_rot;
             q.head_stride = a.headdim_qk;
@@ -170,7 +167,7 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
             q.batch_stride = static_cast<int64_t>(a.seqlen_q) * q.row_stride;
         }
         p.cache_seqlens = a.cache_seqlens;
-        p.seqlen_new = args.seqlen_new;
+        p.seqlen_new = small_args.seqlen_new;
         p.cache_batch_idx = a.cache_batch_idx;
         if (a.seqlen_q == 0) return FA_OK;
     }
@@ -253,14 +250,10 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     kernel<<<grid, Traits::kThreads, Traits::kSmemBytes, ctx.stream>>>(p);
     FA_TRY(fa_cuda::launch_status("hopper_sm90", "the FA3 forward kernel"));
     if (p.num_splits > 1) {
-        fa_sm80::FwdArgs args = fa_sm80::make_fwd_args(a);
-        args.cache_seqlens = a.cache_seqlens;
-        args.cache_batch_idx = a.cache_batch_idx;
-        args.seqlen_new = p.seqlen_new;
-        args.num_splits = p.num_splits;
-        args.o_partial = p.o_partial;
-        args.lse_partial = p.lse_partial;
-        fa_sm80::split_combine_kernel<Element><<<dim3((a.seqlen_q + 3) / 4, a.nheads_q, a.batch), 128, 0, ctx.stream>>>(args);
+        small_args.num_splits = p.num_splits;
+        small_args.o_partial = p.o_partial;
+        small_args.lse_partial = p.lse_partial;
+        fa_sm80::split_combine_kernel<Element><<<dim3((a.seqlen_q + 3) / 4, a.nheads_q, a.batch), 128, 0, ctx.stream>>>(small_args);
         FA_TRY(fa_cuda::launch_status("hopper_sm90", "the split-KV combine kernel"));
     }
     return FA_OK;
