@@ -41,21 +41,47 @@ inline FwdTile fwd_tile(int headdim) {
     }
 }
 
+inline uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+/*
+ * The workspace of a split or kv-cache forward (bytes, parts 256-byte aligned): the fp32 partials
+ * O (splits, batch·hq·seqlen_q, headdim_v) and LSE (splits, batch·hq·seqlen_q), the layout
+ * split_combine_kernel reads, when split; then the rotated q (b, sq, hq, d) of a rotating kv cache.
+ * One layout for both CUDA backends (hopper_sm90's split_plan).
+ */
+struct SplitWorkspace {
+    uint64_t partial_o_offset = 0;
+    uint64_t partial_lse_offset = 0;
+    uint64_t q_rotated_offset = 0;
+    uint64_t workspace_bytes = 0;
+};
+
+inline SplitWorkspace split_workspace(const fa_params& p, int num_splits, bool rotated_q) {
+    SplitWorkspace w;
+    uint64_t bytes = 0;
+    if (num_splits > 1) {
+        const uint64_t rows = static_cast<uint64_t>(p.batch) * p.nheads_q * p.seqlen_q;
+        bytes = rows * num_splits * p.headdim_v * sizeof(float);
+        w.partial_lse_offset = align_up(bytes, 256);
+        bytes = w.partial_lse_offset + rows * num_splits * sizeof(float);
+    }
+    if (rotated_q) {
+        w.q_rotated_offset = align_up(bytes, 256);
+        bytes = w.q_rotated_offset + static_cast<uint64_t>(p.batch) * p.seqlen_q * p.nheads_q * p.headdim_qk * 2;
+    }
+    w.workspace_bytes = bytes;
+    return w;
+}
+
 /*
  * How a forward call runs. The plain kernel (run_fwd) serves dense and varlen attention; the
  * split kernel (run_fwd_split) serves the KV cache, a paged K/V and explicit splits.
  */
-struct FwdPlan {
-    bool use_split_kernel;
-    int num_splits;            /* 1 = the split kernel writes out directly */
-    int pack;                  /* packed GQA: query heads per kv head in one tile (split_pack_gqa), else 1 */
-    uint64_t partial_o_offset; /* workspace layout (bytes) */
-    uint64_t partial_lse_offset;
-    uint64_t q_rotated_offset; /* kv-cache with rotary: rotated q, (b, sq, hq, d) */
-    uint64_t workspace_bytes;
+struct FwdPlan : SplitWorkspace {
+    bool use_split_kernel = false;
+    int num_splits = 1; /* 1 = the split kernel writes out directly */
+    int pack = 1;       /* packed GQA: query heads per kv head in one tile (split_pack_gqa), else 1 */
 };
-
-inline uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 /*
  * CTAs of the split kernel resident per SM: 4 warps at 209 registers (nvcc 11.8, sm_90;
@@ -124,7 +150,6 @@ inline FwdPlan plan_forward(const fa_params& p, fa_op op, int num_sms) {
     FwdPlan plan{};
     const bool kvcache = op == FA_OP_FORWARD_KVCACHE;
     plan.use_split_kernel = kvcache || p.block_table != nullptr || p.num_splits > 1;
-    plan.num_splits = 1;
     plan.pack = split_pack_gqa(p, op);
     if (plan.use_split_kernel) {
         const int m_blocks = static_cast<int>((static_cast<int64_t>(p.seqlen_q) * plan.pack + kSplitBlockM - 1) / kSplitBlockM);
@@ -135,19 +160,7 @@ inline FwdPlan plan_forward(const fa_params& p, fa_op op, int num_sms) {
             plan.num_splits = heuristic_splits(p.batch * (p.nheads_q / plan.pack) * m_blocks, key_tiles, num_sms);
         }
     }
-    uint64_t bytes = 0;
-    if (plan.num_splits > 1) {
-        const uint64_t rows = static_cast<uint64_t>(p.batch) * p.nheads_q * p.seqlen_q;
-        plan.partial_o_offset = 0;
-        bytes = rows * plan.num_splits * p.headdim_v * sizeof(float);
-        plan.partial_lse_offset = align_up(bytes, 256);
-        bytes = plan.partial_lse_offset + rows * plan.num_splits * sizeof(float);
-    }
-    if (kvcache && p.rotary_dim > 0) {
-        plan.q_rotated_offset = align_up(bytes, 256);
-        bytes = plan.q_rotated_offset + static_cast<uint64_t>(p.batch) * p.seqlen_q * p.nheads_q * p.headdim_qk * 2;
-    }
-    plan.workspace_bytes = bytes;
+    static_cast<SplitWorkspace&>(plan) = split_workspace(p, plan.num_splits, kvcache && p.rotary_dim > 0);
     return plan;
 }
 

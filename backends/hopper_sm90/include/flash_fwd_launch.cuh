@@ -182,8 +182,7 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     p.zero_v_tail = (kvcache || paged || a.seqused_k != nullptr) ? 1 : 0;
 
     const int group = a.nheads_q / a.nheads_kv;
-    const int pack = kvcache ? kvcache_pack_gqa(a, Traits::kBlockM) : 0;
-    p.pack_gqa = pack > 1 ? 1 : 0;
+    p.pack_gqa = kvcache && kvcache_pack_gqa(a, Traits::kBlockM) > 1 ? 1 : 0;
     if (p.pack_gqa) {
         FA_TRY(encode_packed_q_map(&p.tma_q, q, a.dtype, a.headdim_qk, group, a.seqlen_q, a.nheads_kv, a.batch, Traits::kBlockM));
     } else {

@@ -55,49 +55,46 @@ inline int round_headdim(int headdim) {
  * (flash_fwd_plan.cuh) with one resident CTA per SM; else none. Workspace: the fp32 partials (O,
  * LSE) when split, and the rotated q when the kv cache rotates.
  */
-struct SplitPlan {
+struct SplitPlan : fa_sm80::SplitWorkspace {
     int num_splits = 1;
-    uint64_t partial_o_offset = 0, partial_lse_offset = 0, q_rotated_offset = 0, workspace_bytes = 0;
 };
 
-/* Packed GQA for the kv cache (flash_fwd_kernel.cuh, FwdParams::pack_gqa): the group of query heads of one kv
-   head share a tile, so K/V stream once per kv head rather than once per query head (decode with a group of 8
-   read them 8 times: 17-25 % of the copy bandwidth). Needs the group to divide the tile's rows (the TMA box);
-   returns the group, or 0 for no packing. */
+/* Packed GQA for the kv cache (flash_fwd_kernel.cuh, FwdParams::pack_gqa): the sm80 backend's rule
+   (split_pack_gqa: the group's query heads share a tile, so K/V stream once per kv head), where the group also
+   divides the tile's rows (the TMA box of Q). Returns the group, or 1. */
 inline int kvcache_pack_gqa(const fa_params& p, int block_m) {
-    const int group = p.nheads_q / p.nheads_kv;
-    return group > 1 && block_m % group == 0 ? group : 0;
+    const int group = fa_sm80::split_pack_gqa(p, FA_OP_FORWARD_KVCACHE);
+    return block_m % group == 0 ? group : 1;
+}
+
+/* The tile (query rows × keys) of the forward instance of a head-dim bucket (FwdTile). */
+struct TileDims {
+    int block_m, block_n;
+};
+inline TileDims fwd_tile_dims(int bucket, bool softcap) {
+    switch (bucket) {
+        case 64: return softcap ? TileDims{FwdTile<64, true>::kBlockM, FwdTile<64, true>::kBlockN}
+                                : TileDims{FwdTile<64, false>::kBlockM, FwdTile<64, false>::kBlockN};
+        case 96: return {FwdTile<96, false>::kBlockM, FwdTile<96, false>::kBlockN};
+        case 128: return {FwdTile<128, false>::kBlockM, FwdTile<128, false>::kBlockN};
+        case 192: return {FwdTile<192, false>::kBlockM, FwdTile<192, false>::kBlockN};
+        default: return {FwdTile<256, false>::kBlockM, FwdTile<256, false>::kBlockN};
+    }
 }
 
 inline SplitPlan split_plan(const fa_params& p, int num_sms) {
     SplitPlan plan;
     const bool kvcache = p.cache_seqlens != nullptr;
-    const int bucket = round_headdim(p.headdim_qk);
-    const bool softcap = p.softcap > 0.0f;
-    const int block_m = bucket == 64 ? (softcap ? FwdTile<64, true>::kBlockM : FwdTile<64, false>::kBlockM) : 128;
-    const int block_n = bucket == 192 ? FwdTile<192, false>::kBlockN : bucket == 256 ? FwdTile<256, false>::kBlockN : 128;
-    const int key_blocks = std::max(1, (p.seqlen_k + block_n - 1) / block_n);
+    const TileDims tile = fwd_tile_dims(round_headdim(p.headdim_qk), p.softcap > 0.0f);
+    const int key_blocks = std::max(1, (p.seqlen_k + tile.block_n - 1) / tile.block_n);
     if (p.num_splits > 1) {
         plan.num_splits = std::min({p.num_splits, key_blocks, fa_sm80::kMaxSplits});
     } else if (p.num_splits == 0 && kvcache) {
-        const int pack = kvcache_pack_gqa(p, block_m);
-        const int64_t rows = static_cast<int64_t>(p.seqlen_q) * (pack > 1 ? pack : 1);
-        const int m_blocks = static_cast<int>((rows + block_m - 1) / block_m);
-        const int heads = pack > 1 ? p.nheads_kv : p.nheads_q;
-        plan.num_splits = fa_sm80::heuristic_splits(p.batch * heads * m_blocks, key_blocks, num_sms, 1);
+        const int pack = kvcache_pack_gqa(p, tile.block_m);
+        const int m_blocks = static_cast<int>((static_cast<int64_t>(p.seqlen_q) * pack + tile.block_m - 1) / tile.block_m);
+        plan.num_splits = fa_sm80::heuristic_splits(p.batch * (p.nheads_q / pack) * m_blocks, key_blocks, num_sms, 1);
     }
-    uint64_t bytes = 0;
-    if (plan.num_splits > 1) {
-        const uint64_t rows = static_cast<uint64_t>(p.batch) * p.nheads_q * p.seqlen_q;
-        bytes = rows * plan.num_splits * p.headdim_v * sizeof(float);
-        plan.partial_lse_offset = fa_sm80::align_up(bytes, 256);
-        bytes = plan.partial_lse_offset + rows * plan.num_splits * sizeof(float);
-    }
-    if (kvcache && p.rotary_dim > 0) {
-        plan.q_rotated_offset = fa_sm80::align_up(bytes, 256);
-        bytes = plan.q_rotated_offset + static_cast<uint64_t>(p.batch) * p.seqlen_q * p.nheads_q * p.headdim_qk * 2;
-    }
-    plan.workspace_bytes = bytes;
+    static_cast<fa_sm80::SplitWorkspace&>(plan) = fa_sm80::split_workspace(p, plan.num_splits, kvcache && p.rotary_dim > 0);
     return plan;
 }
 
