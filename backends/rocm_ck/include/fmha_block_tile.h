@@ -100,7 +100,7 @@ FA_CK_DEVICE void block_pipeline(int begin, int end, const Load& load, const Sto
 /*
  * The key walk of the forward and dQ kernels: K and V of steps [begin, end) of kv head hk through
  * the LDS tiles k_tile / v_tile, and compute(n0, need_mask) per step, n0 its first key; need_mask
- * when some element of query rows [i0, i0 + kBlockRows) × the step's keys is masked.
+ * when some element of the block's queries [i0, i1) × the step's keys is masked.
  */
 template <class Shape, class Mask, class Compute>
 FA_CK_DEVICE void walk_key_steps(const FmhaArgs& a, const SeqInfo& seq, int hk, const Mask& mask, int i0, int i1, int begin, int end,
@@ -110,7 +110,7 @@ FA_CK_DEVICE void walk_key_steps(const FmhaArgs& a, const SeqInfo& seq, int hk, 
         begin, end, [&](int step) { tiles.load(a, seq, hk, step); }, [&](int) { tiles.store(k_tile, v_tile); },
         [&](int step) {
             const int n0 = step * Shape::kStep;
-            compute(n0, !mask.tile_all_visible(i0, i1, n0, n0 + Shape::kStep)); /* queries [i0, i1) of the block */
+            compute(n0, !mask.tile_all_visible(i0, i1, n0, n0 + Shape::kStep));
         });
 }
 
