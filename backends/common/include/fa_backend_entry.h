@@ -7,6 +7,7 @@
  *   fa_entry::check_layout_16b   the rule of kernels that move rows in 16-byte pieces
  *   fa_entry::caller_workspace   whether the caller's workspace serves a call
  *   fa_entry::normalise_window   docs/semantics.md "Normalisation" of the window
+ *   fa_entry::packed_gqa_group   when a kv-cache kernel packs a GQA group into one tile
  *
  * Header-only and noexcept like fa_common.h; usable from host code built by any compiler
  * (g++, nvcc, hip-clang).
@@ -97,6 +98,15 @@ inline void normalise_window(const fa_params& p, int& left, int& right) noexcept
     right = p.is_causal ? 0 : p.window_right;
     if (left >= p.seqlen_k) left = -1;
     if (right >= p.seqlen_k) right = -1;
+}
+
+/* Packed GQA, the rule of every GPU backend's kv-cache forward: a tile (block) holds the query heads of one kv
+   head (tile row m = query row m / group of head hk·group + m % group), so the group streams K/V once instead of
+   once per query head (on an H100 the unpacked kernels reached 14–25 % of the copy bandwidth at a group of 8).
+   Not with ALiBi, whose slope the kernels take per tile. Returns the group, or 1 for no packing. */
+inline int packed_gqa_group(const fa_params& p, fa_op op) noexcept {
+    const int group = p.nheads_q / p.nheads_kv;
+    return op == FA_OP_FORWARD_KVCACHE && group > 1 && p.alibi_slopes == nullptr ? group : 1;
 }
 
 }  // namespace fa_entry

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "fa_backend_entry.h"
 #include "flash_attn_abi.h"
 #include "flash_fwd_traits.cuh"
 
@@ -80,7 +81,7 @@ inline SplitWorkspace split_workspace(const fa_params& p, int num_splits, bool r
 struct FwdPlan : SplitWorkspace {
     bool use_split_kernel = false;
     int num_splits = 1; /* 1 = the split kernel writes out directly */
-    int pack = 1;       /* packed GQA: query heads per kv head in one tile (split_pack_gqa), else 1 */
+    int pack = 1;       /* packed GQA: query heads per kv head in one tile (fa_entry::packed_gqa_group), else 1 */
 };
 
 /*
@@ -135,22 +136,11 @@ inline int heuristic_splits(int ctas, int key_tiles, int num_sms, int ctas_per_s
     return 1;
 }
 
-/*
- * Packed GQA for the kv cache: the split kernel's tile holds the query heads of one kv head (tile row m = query
- * row m / group of head hk·group + m % group), so a group streams K/V once instead of once per query head. On an
- * H100, decode with a group of 8 read the cache 8 times over and reached 14–25 % of the copy bandwidth. Not with
- * ALiBi (its slope is per CTA). Returns the group, or 1.
- */
-inline int split_pack_gqa(const fa_params& p, fa_op op) {
-    const int group = p.nheads_q / p.nheads_kv;
-    return op == FA_OP_FORWARD_KVCACHE && group > 1 && p.alibi_slopes == nullptr ? group : 1;
-}
-
 inline FwdPlan plan_forward(const fa_params& p, fa_op op, int num_sms) {
     FwdPlan plan{};
     const bool kvcache = op == FA_OP_FORWARD_KVCACHE;
     plan.use_split_kernel = kvcache || p.block_table != nullptr || p.num_splits > 1;
-    plan.pack = split_pack_gqa(p, op);
+    plan.pack = fa_entry::packed_gqa_group(p, op);
     if (plan.use_split_kernel) {
         const int m_blocks = static_cast<int>((static_cast<int64_t>(p.seqlen_q) * plan.pack + kSplitBlockM - 1) / kSplitBlockM);
         const int key_tiles = std::max(1, (p.seqlen_k + kSplitBlockN - 1) / kSplitBlockN);

@@ -59,11 +59,11 @@ struct SplitPlan : fa_sm80::SplitWorkspace {
     int num_splits = 1;
 };
 
-/* Packed GQA for the kv cache (flash_fwd_kernel.cuh, FwdParams::pack_gqa): the sm80 backend's rule
-   (split_pack_gqa: the group's query heads share a tile, so K/V stream once per kv head), where the group also
-   divides the tile's rows (the TMA box of Q). Returns the group, or 1. */
+/* Packed GQA for the kv cache (flash_fwd_kernel.cuh, FwdParams::pack_gqa): the backends' rule
+   (fa_entry::packed_gqa_group), where the group also divides the tile's rows (the TMA box of Q). Returns the
+   group, or 1. */
 inline int kvcache_pack_gqa(const fa_params& p, int block_m) {
-    const int group = fa_sm80::split_pack_gqa(p, FA_OP_FORWARD_KVCACHE);
+    const int group = fa_entry::packed_gqa_group(p, FA_OP_FORWARD_KVCACHE);
     return block_m % group == 0 ? group : 1;
 }
 

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "fa_backend_entry.h"
 #include "flash_attn_abi.h"
 #include "fmha_tile_config.h"
 
@@ -52,23 +53,12 @@ inline int splitkv_heuristic(int blocks, int key_steps, int num_cus) {
 struct FwdPlan {
     bool splitkv;                /* run_fwd_splitkv (KV cache, paged KV, num_splits > 1) */
     int num_splits;              /* 1: the attention kernel writes out itself */
-    int pack;                    /* packed GQA: query heads per kv head in one block (pack_gqa), else 1 */
+    int pack;                    /* packed GQA: query heads per kv head in one block (fa_entry::packed_gqa_group), else 1 */
     uint64_t o_partial_offset;   /* fp32 (splits, hq · total_q, dv), normalised per split */
     uint64_t lse_partial_offset; /* fp32 (splits, hq · total_q), −inf for an empty split */
     uint64_t q_rotated_offset;   /* kv cache with rotary: q rotated, (total_q, hq, d) in dtype */
     uint64_t workspace_bytes;
 };
-
-/*
- * Packed GQA for the kv cache, as the CUDA backends do it: a block's rows are the query heads of one kv head
- * (row r = query r / group of head hk·group + r % group), so the group reads K/V once instead of once per query
- * head (on an H100 the unpacked CUDA kernels reached 14–25 % of the copy bandwidth at a group of 8). Not with
- * ALiBi (its slope is per block). Returns the group, or 1.
- */
-inline int pack_gqa(const fa_params& p, fa_op op) {
-    const int group = p.nheads_q / p.nheads_kv;
-    return op == FA_OP_FORWARD_KVCACHE && group > 1 && p.alibi_slopes == nullptr ? group : 1;
-}
 
 /* `num_cus` matters only for fa_forward_kvcache with num_splits = 0. */
 inline FwdPlan plan_forward(const fa_params& p, fa_op op, int num_cus) {
@@ -76,7 +66,7 @@ inline FwdPlan plan_forward(const fa_params& p, fa_op op, int num_cus) {
     const bool kvcache = op == FA_OP_FORWARD_KVCACHE;
     plan.splitkv = kvcache || p.block_table != nullptr || p.num_splits > 1;
     plan.num_splits = 1;
-    plan.pack = pack_gqa(p, op);
+    plan.pack = fa_entry::packed_gqa_group(p, op);
     if (plan.splitkv) {
         const TileConfig tile = tile_config(Kernel::FwdSplitkv, round_headdim(p.headdim_qk));
         const int key_steps = (p.seqlen_k + tile.step - 1) / tile.step;
