@@ -63,6 +63,28 @@ __device__ __forceinline__ float quad_sum(float x) {
     return x;
 }
 
+/* A 4 × 4 transpose over the 4 lanes of a row (quad = lane % 4): lane q's v[b] becomes lane b's v[q] as it was.
+   An accumulator row's lane holds columns 8j + 2q, 8j + 2q + 1 of j = 4a … 4a + 3 (one 32-bit pair per j);
+   afterwards it holds columns 32a + 8q … 32a + 8q + 7 in order: one 16-byte store instead of four 4-byte ones
+   scattered over the row. Two exchanges (xor 2, then xor 1) of two values each. */
+__device__ __forceinline__ void quad_transpose(uint32_t (&v)[4], int quad) {
+#pragma unroll
+    for (int m = 2; m >= 1; m >>= 1) {
+        const bool upper = (quad & m) != 0;
+#pragma unroll
+        for (int lo = 0; lo < 4; ++lo) {
+            if (lo & m) continue;
+            const int hi = lo | m;
+            /* the upper lane sends its slot lo and takes the partner's slot hi there; the lower one the reverse */
+            const uint32_t got = __shfl_xor_sync(0xffffffffu, upper ? v[lo] : v[hi], m);
+            if (upper)
+                v[lo] = got;
+            else
+                v[hi] = got;
+        }
+    }
+}
+
 }  // namespace fa_cuda
 
 #endif  // FA_CUDA_MATH_CUH

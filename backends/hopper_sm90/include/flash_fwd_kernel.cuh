@@ -488,7 +488,9 @@ __device__ __forceinline__ void store_lse(const RowState& rs, const FwdParams& p
 }
 
 /* O /= ℓ, LSE, and the stores of the warpgroup's rows from registers (rows ≥ sq and columns ≥
-   headdim_v are not written). `o` may be all zero with rs.sum = 0: a row that saw no key. */
+   headdim_v are not written). `o` may be all zero with rs.sum = 0: a row that saw no key. With
+   Traits::kStoreO16B the lanes of a row swap their pairs (quad_transpose) so that each writes 16
+   contiguous bytes per store: a quarter of the store instructions, and whole 32-byte sectors. */
 template <class Traits, typename Element>
 __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const RowState& rs, const FwdParams& p,
                                              const FwdTileCoord& c, int row0, int quad) {
@@ -497,19 +499,31 @@ __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const R
         const float sum = fa_cuda::quad_sum(rs.sum[half]);
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
         const int m = c.m_block * Traits::kBlockM + row0 + 8 * half; /* tile row within the sequence */
-        if (m >= c.rows) continue;
-        const RowHead rh = row_head(c, m);
-        if (quad == 0) store_lse(rs, p, c, rh, half, sum);
+        const bool in_rows = m < c.rows; /* the same for the 4 lanes of the row; every lane still shuffles */
+        const RowHead rh = row_head(c, in_rows ? m : 0);
+        if (in_rows && quad == 0) store_lse(rs, p, c, rh, half, sum);
         const int64_t row_off = p.cu_seqlens_q != nullptr
                                     ? static_cast<int64_t>(c.q_row0 + rh.row) * p.o_row_stride
                                     : static_cast<int64_t>(c.b) * p.o_batch_stride + static_cast<int64_t>(rh.row) * p.o_row_stride;
         Element* out = static_cast<Element*>(p.out) + row_off + static_cast<int64_t>(rh.head) * p.o_head_stride;
 #pragma unroll
-        for (int j = 0; j < Traits::kORegs / 4; ++j) {
-            const int col = 8 * j + 2 * quad;
-            if (col < p.headdim_v) {
-                const uint32_t v = fa_cuda::pack2<Element>(o[4 * j + 2 * half] * inv, o[4 * j + 2 * half + 1] * inv);
-                *reinterpret_cast<uint32_t*>(out + col) = v;
+        for (int a = 0; a < Traits::kORegs / 16; ++a) { /* columns 32a … 32a + 31 */
+            uint32_t v[4];
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+                const int j = 4 * a + b;
+                v[b] = fa_cuda::pack2<Element>(o[4 * j + 2 * half] * inv, o[4 * j + 2 * half + 1] * inv);
+            }
+            if constexpr (Traits::kStoreO16B) {
+                fa_cuda::quad_transpose(v, quad);
+                const int col = 32 * a + 8 * quad; /* headdim_v is a multiple of 8: a chunk is all in or all out */
+                if (in_rows && col < p.headdim_v) *reinterpret_cast<uint4*>(out + col) = make_uint4(v[0], v[1], v[2], v[3]);
+            } else {
+#pragma unroll
+                for (int b = 0; b < 4; ++b) {
+                    const int col = 8 * (4 * a + b) + 2 * quad;
+                    if (in_rows && col < p.headdim_v) *reinterpret_cast<uint32_t*>(out + col) = v[b];
+                }
             }
         }
     }

@@ -106,6 +106,11 @@ struct FwdTraits {
     static constexpr int kOOffset = kVOffset + kStages * kVBytes;
     static constexpr int kOBytes = kStoreOWithTma ? kConsumers * kOWarpgroupBytes : 0;
     static constexpr int kBarrierOffset = kOOffset + kOBytes;
+    /* The register-store epilogue (no TMA store) writes 16 bytes per lane after a transpose within each row's
+       4 lanes, instead of 4 bytes per lane (H100, bf16, 2026-11-23, logs/hopper_sm90-tune-o-stores-2026-11-23.txt):
+       d 256 +7–31 % at 512–4k keys, +2–3 % at 16k. At d 64 (3 consumers at 160 registers) it was −1…+2 %
+       non-causal but 4–5 % slower at 2k–4k causal, so d 64 keeps the 4-byte stores. */
+    static constexpr bool kStoreO16B = HeadDim >= 96;
     /* q_full, q_empty, k_full[S], k_empty[S], v_full[S], v_empty[S], v_tail */
     static constexpr int kBarriers = 3 + 4 * kStages;
     /* + 1024 so the kernel can round the dynamic shared-memory base up to the swizzle atom. */

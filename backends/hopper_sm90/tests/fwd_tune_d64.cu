@@ -2,7 +2,6 @@
 #include "fwd_tune.h"
 void tune_variants_d64(std::vector<TuneVariant>& out) {
     FA_TUNE_TRAITS("d64 192x128", 64, 192, 128, true, 2, false); /* the instance's tile first: the others are compared with it */
-    FA_TUNE_TRAITS("d64 192x128 softmax before the wait", 64, 192, 128, true, 2, true);
     FA_TUNE_TRAITS("d64 128x128", 64, 128, 128, true);
     FA_TUNE_TRAITS("d64 192x128 O via smem + TMA store", 64, 192, 128, true, 2, false, true);
 }
