@@ -61,6 +61,10 @@ def markdown(path, doc, ours, rows):
     sw = machine.get("software", {})
     out.append(f"{gpus}; {doc.get('date', '?')}; commit {machine.get('git_commit', '?')}; "
                + ", ".join(f"{k} {v}" for k, v in sw.items()))
+    if machine.get("matmul_tflops"):
+        out.append("")
+        out.append("Dense matmul in the same run (torch.matmul, 8192³; the tensor cores' ceiling on this GPU and clock): "
+                   + ", ".join(f"{k} {v:.1f} TFLOP/s" for k, v in machine["matmul_tflops"].items()))
     out.append("")
     if not ours:
         out += ["**No result of ours in this file.**", ""]

@@ -173,6 +173,18 @@ def main():
     software["cudnn"] = str(torch.backends.cudnn.version())
     software["python"] = platform.python_version()
 
+    if not args.decode:
+        # The tensor cores' ceiling in this run: a dense matmul of the grid's dtypes (8192³, 2·n³ FLOP), so that
+        # attention TFLOP/s read against what the same GPU, clocks and software reach on a plain GEMM.
+        ceiling = machine.setdefault("matmul_tflops", {})
+        n = 8192
+        for dname in dtype_names:
+            a, b_ = (torch.randn(n, n, device="cuda", dtype=dtypes[dname]) for _ in range(2))
+            ms, _ = median_ms(torch, lambda: torch.matmul(a, b_), 3, 20)
+            ceiling[dname] = round(2.0 * n ** 3 / (ms * 1e-3) / 1e12, 1)
+            print(f"dense matmul {dname} {n}^3: {ceiling[dname]:.1f} TFLOP/s (torch.matmul, median of 20)", flush=True)
+            del a, b_
+        torch.cuda.empty_cache()
     if args.decode:
         run_decode(args, torch, F, sdpa_kernel, backends, dtypes, impls, headdims, seqlens, dtype_names, doc)
     for impl in impls if not args.decode else []:
