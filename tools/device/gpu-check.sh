@@ -32,6 +32,9 @@
 #                          shared options: --seqlen --causal --direction --warmup --iters --tokens --model-dim)
 #   --decode-args "ARGS"   the same for the decode grid (--seqlen = kv lengths, --batch, --kv-heads, --iters …)
 #   --no-peers         benchmark ours only (no PyTorch SDPA)
+#   --rounds N         bench/decode: N rounds of ours then the peers, each configuration's median over the rounds
+#                      reported (its per-round times kept as ms_rounds): the GPU's speed drifts by up to 10-17 %
+#                      between minutes of one call, which a single round puts between ours and a peer [default: 1]
 #   --also-backend NAME  build this backend too and benchmark it in the same grid (merged into bench.json
 #                      as ours:NAME, a peer of --backend in ratios.md), e.g. cuda_sm80 next to hopper_sm90
 #   --profile-args "ARGS"  the profile stage's problem, as `flashattn bench` options [default: "--seqlen 4096
@@ -90,6 +93,7 @@ bench_args=""
 decode_args=""
 profile_args="--seqlen 4096 --causal false --direction bwd"
 peers=1
+rounds=1
 deadline=570
 
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -119,6 +123,7 @@ while [ $# -gt 0 ]; do
     --decode-args) need "$@"; decode_args=$2; shift ;;
     --profile-args) need "$@"; profile_args=$2; shift ;;
     --no-peers) peers=0 ;;
+    --rounds) need "$@"; rounds=$2; shift ;;
     --deadline) need "$@"; deadline=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "gpu-check: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -486,23 +491,19 @@ stage_sanitize() {
 }
 
 # ------------------------------------------------------------------------------------------ benchmarks
-# bench_grid NAME JSON PNG EXTRA_ARGS...: ours, then the peers into the same file, then the plot.
-bench_grid() {
-  local name=$1 json=$2 png=$3
-  shift 3
-  needs_lib || return 77
-  [ -f "$dev/cli/flashattn.dll" ] || { note=".device/cli missing: run tools/device/prepare.sh"; return 1; }
-  export FLASHATTN_NATIVE_DIR="$lib_dir"
-  rm -f "$json" "$png"
-  local failed=() t0=$SECONDS
+# bench_round JSON SECONDS EXTRA_ARGS...: ours, the --also-backend and the peers, all into JSON, within SECONDS.
+bench_round() {
+  local json=$1 seconds=$2 t0=$SECONDS r0=$SECONDS
+  shift 2
+  rm -f "$json"
   echo "+ flashattn bench --backend $backend $*"
-  # Ours gets half the stage, the peers what is left but 30 s for the plot.
-  limit $((budget / 2)) "${cli[@]}" bench --backend "$backend" "$@" --out "$json" || failed+=(ours)
+  # Ours gets half the round, the --also-backend a quarter, the peers what is left.
+  limit $((seconds / 2)) "${cli[@]}" bench --backend "$backend" "$@" --out "$json" || failed+=(ours)
   echo "ours: $((SECONDS - t0))s"
   if [ -n "$also_backend" ] && [ -f "$json" ]; then
     t0=$SECONDS
     echo "+ flashattn bench --backend $also_backend $* (merged into $(basename "$json"))"
-    limit $((budget / 4)) "${cli[@]}" bench --backend "$also_backend" "$@" --out "$json.also" || failed+=("$also_backend")
+    limit $((seconds / 4)) "${cli[@]}" bench --backend "$also_backend" "$@" --out "$json.also" || failed+=("$also_backend")
     [ -f "$json.also" ] && "$python" - "$json" "$json.also" <<'PY' || failed+=("merge $also_backend")
 import json, sys
 main, extra = (json.load(open(p)) for p in sys.argv[1:3])
@@ -516,8 +517,32 @@ PY
   if [ "$peers" -eq 1 ]; then
     t0=$SECONDS
     echo "+ $python bench/peers/torch_sdpa.py --merge $json $*"
-    limit $(($(remaining) - 30)) "$python" bench/peers/torch_sdpa.py --merge "$json" "$@" || failed+=(peers)
+    limit $((seconds - (SECONDS - r0) > 10 ? seconds - (SECONDS - r0) : 10)) "$python" bench/peers/torch_sdpa.py --merge "$json" "$@" ||
+      failed+=(peers)
     echo "peers: $((SECONDS - t0))s"
+  fi
+}
+
+# bench_grid NAME JSON PNG EXTRA_ARGS...: --rounds rounds of ours and the peers (bench_round), each round's
+# timings kept and the median per configuration reported (bench/median_rounds.py), then the plot.
+bench_grid() {
+  local name=$1 json=$2 png=$3
+  shift 3
+  needs_lib || return 77
+  [ -f "$dev/cli/flashattn.dll" ] || { note=".device/cli missing: run tools/device/prepare.sh"; return 1; }
+  export FLASHATTN_NATIVE_DIR="$lib_dir"
+  rm -f "$json" "$png"
+  local failed=() r files=()
+  for ((r = 1; r <= rounds; r++)); do
+    # An equal share of what is left for each round still to run, 30 s kept for the plot.
+    local left=$(($(remaining) - 30))
+    echo "-- round $r of $rounds (${left}s left)"
+    bench_round "$json.round$r" $((left / (rounds - r + 1))) "$@"
+    [ -f "$json.round$r" ] && files+=("$json.round$r")
+  done
+  if [ ${#files[@]} -gt 0 ]; then
+    "$python" bench/median_rounds.py --out "$json" "${files[@]}" || failed+=("median of rounds")
+    rm -f "${files[@]}"
   fi
   if [ -f "$json" ]; then
     limit 60 "${cli[@]}" plot --in "$json" --out "$png" || failed+=(plot)
@@ -525,7 +550,7 @@ PY
     "$python" bench/ratios.py --ours "ours:$backend" "$json" >/dev/null || failed+=("no results of ours:$backend")
     local n_ours
     n_ours=$(grep -c "\"impl\": \"ours:$backend\"" "$json")
-    note="$name: $n_ours entries of ours:$backend (results and skips)"
+    note="$name: $n_ours entries of ours:$backend (results and skips)${rounds:+, $rounds round(s)}"
   fi
   [ ${#failed[@]} -eq 0 ] || { note="${note:+$note; }failed: ${failed[*]}"; return 1; }
 }
