@@ -65,16 +65,18 @@ __device__ __forceinline__ int dq_fragment_slot(int lane, int e) {
 #endif
 }
 
-/* fragment[slot(lane, e)] += c[e] for e = 0..3 (fragment 16-byte aligned). */
-__device__ __forceinline__ void red_add_fragment(float* fragment, int lane, const float (&c)[4]) {
+/* fragment[slot(lane, e)] += c[e] for e = 0..3, given slot0 = the global-space address of fragment + slot(lane, 0)
+   (16-byte aligned on sm_90). Explicit red.global: a generic pointer made the compiler test for shared memory. */
+__device__ __forceinline__ void red_add_fragment_slot(uint64_t slot0, const float (&c)[4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && \
     (__CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 1))
-    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(fragment + dq_fragment_slot(lane, 0)),
-                 "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3])
+    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(slot0), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3])
                  : "memory");
 #else
 #pragma unroll
-    for (int e = 0; e < 4; ++e) atomicAdd(fragment + dq_fragment_slot(lane, e), c[e]);
+    for (int e = 0; e < 4; ++e)
+        asm volatile("red.global.add.f32 [%0], %1;\n" ::"l"(slot0 + 4 * (dq_fragment_slot(0, e) - dq_fragment_slot(0, 0))), "f"(c[e])
+                     : "memory");
 #endif
 }
 

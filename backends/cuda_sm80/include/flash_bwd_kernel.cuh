@@ -713,9 +713,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
         // Whole fragments: rows past the sequence hold dS = 0 (P is masked there) and stay in this
         // sequence's row groups; fragments entirely past it are skipped.
         const int dq_r0 = i0 + wq_q * Cfg::kQWarpQ;
-        auto dq_add = [&](const float (&acc_dq)[MT_Q][NT_Q][4], int64_t group0, int mt, int nt) {
-            if (dq_r0 + mt * 16 < s.sq)
-                red_add_fragment(dq_fragment(p, group0 + mt, h, wq_d * Cfg::kQWarpD + nt * 8), lane, acc_dq[mt][nt]);
+        // This lane's slot in the warp's first fragment of the step; fragment (mt, nt) is mt row groups and nt column
+        // groups further. Opaque, so that the 64-bit index arithmetic runs once per step: at 255 registers the
+        // compiler otherwise redid all of it (~20 dependent instructions) before each interleaved reduction.
+        const int64_t dq_group_stride = static_cast<int64_t>(p.nheads_q) * (p.dq_accum_dim / 8) * 128;
+        auto dq_lane_base = [&](int64_t group0) {
+            uint64_t base = static_cast<uint64_t>(__cvta_generic_to_global(dq_fragment(p, group0, h, wq_d * Cfg::kQWarpD) +
+                                                                           dq_fragment_slot(lane, 0)));
+            asm volatile("" : "+l"(base));
+            return base;
+        };
+        auto dq_add = [&](const float (&acc_dq)[MT_Q][NT_Q][4], uint64_t base, int mt, int nt) {
+            if (dq_r0 + mt * 16 < s.sq) red_add_fragment_slot(base + 4 * (mt * dq_group_stride + nt * 128), acc_dq[mt][nt]);
         };
         auto dq_step = [&]() {
             float acc_dq[MT_Q][NT_Q][4];
@@ -732,11 +741,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
                 __syncthreads();
             }
             {
-                const int64_t group0 = dq_row_group(seq_info(p, b), b, dq_r0);
+                const uint64_t base = dq_lane_base(dq_row_group(seq_info(p, b), b, dq_r0));
 #pragma unroll
                 for (int mt = 0; mt < MT_Q; ++mt)
 #pragma unroll
-                    for (int nt = 0; nt < NT_Q; ++nt) dq_add(acc_dq, group0, mt, nt);
+                    for (int nt = 0; nt < NT_Q; ++nt) dq_add(acc_dq, base, mt, nt);
             }
             if constexpr (kDeterministic) {
                 __threadfence();
@@ -791,7 +800,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
             if constexpr (FA_SM80_BWD_DQ_INTERLEAVE != 0 && !kDeterministic) {
                 float acc_dq[MT_Q][NT_Q][4];
                 dq_product(acc_dq);
-                const int64_t group0 = dq_row_group(seq_info(p, b), b, dq_r0);
+                const uint64_t base = dq_lane_base(dq_row_group(seq_info(p, b), b, dq_r0));
                 constexpr int kFragments = MT_Q * NT_Q, kSteps = kBQ / 16;
                 constexpr int kPerStep = (kFragments + kSteps - 1) / kSteps;
                 gemm_ss<Element, MT_KV, NT_KV, kSteps, false, true, TileQ, TileD>(
@@ -799,7 +808,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocksPerSM) bwd_main_
 #pragma unroll
                         for (int j = 0; j < kPerStep; ++j) {
                             const int f = ks * kPerStep + j;
-                            if (f < kFragments) dq_add(acc_dq, group0, f / NT_Q, f % NT_Q);
+                            if (f < kFragments) dq_add(acc_dq, base, f / NT_Q, f % NT_Q);
                         }
                     });
             } else {
