@@ -27,6 +27,7 @@ public static unsafe class CudaDriver
     private static readonly Lazy<(bool Loaded, string Detail, IReadOnlyList<GpuInfo> Devices)> Probe = new(ProbeOnce);
     private static readonly object ContextLock = new();
     private static readonly Dictionary<int, nint> Contexts = [];
+    private static readonly Dictionary<int, nint> Pools = []; // 0: memory pools unsupported on that device
 
     /// <summary>True when the driver loaded and initialised.</summary>
     public static bool IsLoaded => Probe.Value.Loaded;
@@ -149,17 +150,63 @@ public static unsafe class CudaDriver
             ? Marshal.PtrToStringUTF8((nint)message) ?? $"error {result}"
             : $"error {result}";
 
-    /// <summary>Device memory from cuMemAlloc, freed exactly once.</summary>
+    /// <summary>
+    /// The library's stream-ordered memory pool of a device (created on first use, current context = that device),
+    /// keeping what it once held (release threshold: all), or 0 where the device has no memory pools.
+    /// Why: cuMemFree waits for the whole device, and a tensor freed in a loop (an LSE returned by every
+    /// forward, freed by its owner or the finaliser) then stalled the stream each time; cuMemAlloc maps memory
+    /// synchronously. Pool allocations and frees are ordered on the default stream, where every call of the
+    /// library runs (the native backends launch on it), and host copies (cuMemcpy*) are ordered after them.
+    /// </summary>
+    private static nint PoolOf(int ordinal)
+    {
+        lock (ContextLock)
+        {
+            if (Pools.TryGetValue(ordinal, out nint pool)) return pool;
+            pool = 0;
+            if (cuDeviceGet(out int dev, ordinal) == 0 &&
+                cuDeviceGetAttribute(out int supported, CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED, dev) == 0 && supported != 0)
+            {
+                byte* props = stackalloc byte[MemPoolPropsBytes];
+                new Span<byte>(props, MemPoolPropsBytes).Clear();
+                ((int*)props)[0] = CU_MEM_ALLOCATION_TYPE_PINNED; // allocType
+                ((int*)props)[1] = 0;                              // handleTypes: none
+                ((int*)props)[2] = CU_MEM_LOCATION_TYPE_DEVICE;    // location.type
+                ((int*)props)[3] = dev;                            // location.id
+                if (cuMemPoolCreate(out nint created, props) == 0)
+                {
+                    ulong keep = ulong.MaxValue;
+                    cuMemPoolSetAttribute(created, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keep);
+                    pool = created; // lives as long as the process, as the primary context does
+                }
+            }
+            Pools[ordinal] = pool;
+            return pool;
+        }
+    }
+
+    /// <summary>Device memory (from the device's pool, stream-ordered; else cuMemAlloc), zeroed, freed exactly once.</summary>
     private sealed class CudaMemory : SafeHandle
     {
         private readonly int _ordinal;
+        private readonly bool _pooled;
 
         public CudaMemory(int ordinal, long bytes) : base(0, ownsHandle: true)
         {
             _ordinal = ordinal;
-            if (bytes > 0)
+            if (bytes <= 0) return;
+            nint pool = PoolOf(ordinal);
+            ulong pointer;
+            if (pool != 0)
             {
-                Check(cuMemAlloc_v2(out ulong pointer, (nuint)bytes), "cuMemAlloc");
+                Check(cuMemAllocFromPoolAsync(out pointer, (nuint)bytes, pool, 0), "cuMemAllocFromPoolAsync");
+                _pooled = true;
+                SetHandle((nint)pointer);
+                Check(cuMemsetD8Async(pointer, 0, (nuint)bytes, 0), "cuMemsetD8Async");
+            }
+            else
+            {
+                Check(cuMemAlloc_v2(out pointer, (nuint)bytes), "cuMemAlloc");
                 SetHandle((nint)pointer);
                 Check(cuMemsetD8_v2(pointer, 0, (nuint)bytes), "cuMemsetD8");
             }
@@ -172,7 +219,7 @@ public static unsafe class CudaDriver
         protected override bool ReleaseHandle()
         {
             if (Contexts.TryGetValue(_ordinal, out nint ctx)) cuCtxSetCurrent(ctx);
-            return cuMemFree_v2((ulong)handle) == 0;
+            return (_pooled ? cuMemFreeAsync((ulong)handle, 0) : cuMemFree_v2((ulong)handle)) == 0;
         }
     }
 }
