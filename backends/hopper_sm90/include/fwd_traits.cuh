@@ -137,12 +137,14 @@ using FwdInstanceTraits = FwdTraits<HeadDim, FwdTile<HeadDim, Softcap>::kBlockM,
 
 /* Fewer query rows per tile for short masked (causal / window) problems at d 64, where the
    192-row tile wastes more of its work on the diagonal (fa_sm90_fwd_tune, causal: +9–10 % at
-   512–1k keys, −5 % from 2k). kMaxKeys: up to which seqlen_k run_fwd takes it. */
+   512–1k keys, −5 % from 2k). kMaxKeys: up to which seqlen_k run_fwd takes it. With 2 consumers at
+   240 registers O goes out through shared memory and a TMA store without spilling: +2–3 % at 512–1k
+   causal (logs/hopper_sm90-tune-d64-short-tile-2026-11-23.txt). */
 template <int HeadDim, bool Softcap>
 struct FwdShortMaskedTile {
     static constexpr bool kHas = HeadDim == 64 && !Softcap;
     static constexpr int kMaxKeys = 1024;
-    using Traits = FwdTraits<HeadDim, 128, 128, true>;
+    using Traits = FwdTraits<HeadDim, 128, 128, true, 2, true, true>;
 };
 
 }  // namespace fa_sm90

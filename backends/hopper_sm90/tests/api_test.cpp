@@ -190,7 +190,10 @@ TEST(Sm90Api, BackwardGoesElsewhere) {
 TEST(Sm90Api, WorkspaceIsNoneUnlessSplit) {
     uint64_t bytes = 1;
     fa_params p = valid_forward();
-    ASSERT_EQ(fa_workspace_size(&p, FA_OP_FORWARD, &bytes), FA_OK) << fa_last_error();
+    const fa_status status = fa_workspace_size(&p, FA_OP_FORWARD, &bytes);
+    /* The split plan needs the instance's tile (a FA_HDIMS / FA_DTYPES build may leave out d128 bf16). */
+    if (status == FA_ERR_UNSUPPORTED && contains(fa_last_error(), "instance")) GTEST_SKIP() << fa_last_error();
+    ASSERT_EQ(status, FA_OK) << fa_last_error();
     EXPECT_EQ(bytes, 0u);
     /* fp32 partials, O (rows x splits x dv) and LSE (rows x splits), of min(3, key blocks) = 2 splits: 256 keys are
        two 128-key blocks at d128, and a split gets at least one */
