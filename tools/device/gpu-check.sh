@@ -584,7 +584,7 @@ stage_profile() {
   case "$backend:${direction:-fwd}" in
     cuda_sm80:bwd) ours_kernel=bwd_main_kernel ;;
     cuda_sm80:*) ours_kernel=flash_fwd_kernel ;;
-    hopper_sm90:*) ours_kernel=fwd_kernel ;;
+    hopper_sm90:*) ours_kernel=flash_fwd_sm90_kernel ;;
     *) ours_kernel=kernel ;;
   esac
   case "${direction:-fwd}" in
