@@ -44,6 +44,8 @@ def parse_args():
     p.add_argument("--model-dim", type=int, default=2048, help="nheads = model dim / headdim")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--timing", default="synced", choices=["synced", "queued"],
+                   help="synced: events around each call, synchronised after it; queued: the calls back to back")
     args = p.parse_args()
     args.headdim = args.headdim or ("128" if args.decode else "64,128,256")
     args.seqlen = args.seqlen or ("8192,16384,32768,65536" if args.decode else "512,1024,2048,4096,8192,16384")
@@ -67,10 +69,20 @@ def flops(batch, nheads, seqlen, headdim, causal, direction):
     return {"fwd": fwd, "bwd": 2.5 * fwd, "fwd+bwd": 3.5 * fwd}[direction]
 
 
-def median_ms(torch, fn, warmup, iters):
+def median_ms(torch, fn, warmup, iters, queued=False):
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
+    if queued:
+        # The calls back to back, events between them, one synchronisation (`flashattn bench --timing queued`).
+        events = [torch.cuda.Event(enable_timing=True) for _ in range(iters + 1)]
+        events[0].record()
+        for i in range(iters):
+            fn()
+            events[i + 1].record()
+        events[-1].synchronize()
+        times = [events[i].elapsed_time(events[i + 1]) for i in range(iters)]
+        return statistics.median(times), min(times)
     times = []
     for _ in range(iters):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -109,7 +121,7 @@ def run_decode(args, torch, F, sdpa_kernel, backends, dtypes, impls, headdims, s
                             with sdpa_kernel(backends[impl]):
                                 def fwd():
                                     return F.scaled_dot_product_attention(q, k, v, **gqa)
-                                ms, ms_min = median_ms(torch, fwd, args.warmup, args.iters)
+                                ms, ms_min = median_ms(torch, fwd, args.warmup, args.iters, args.timing == "queued")
                             moved = (2.0 * b * kv * hk * d + 2.0 * b * h * d) * q.element_size()
                             entry.update({"ms": ms, "ms_min": ms_min, "iters": args.iters, "device": "cuda:0",
                                           "tflops": 4.0 * b * h * kv * d / (ms * 1e-3) / 1e12,
@@ -219,8 +231,8 @@ def main():
                                         fwd().backward(dout)
 
                                     fn = {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd_bwd}[direction]
-                                    ms, ms_min = median_ms(torch, fn, args.warmup, args.iters)
-                                entry.update({"ms": ms, "ms_min": ms_min, "iters": args.iters, "device": "cuda:0",
+                                    ms, ms_min = median_ms(torch, fn, args.warmup, args.iters, args.timing == "queued")
+                                entry.update({"ms": ms, "ms_min": ms_min, "iters": args.iters, "timing": args.timing, "device": "cuda:0",
                                               "tflops": flops(b, h, s, d, causal, direction) / (ms * 1e-3) / 1e12})
                                 doc["results"].append(entry)
                                 print(f"{entry['impl']:18} {direction:7} {dname} d={d:3} s={s:5} causal={causal!s:5} "

@@ -46,6 +46,7 @@ internal static class BenchCommand
     private static readonly Option<string?> Out = new("--out", "-o") { Description = "Write the results as JSON to this file (schema: bench/README.md)" };
     private static readonly Option<bool> Decode = new("--decode") { Description = "The decode grid instead: ForwardWithKvCache with one query row per sequence against a full cache of --seqlen keys, reported as GB/s next to a device copy's bandwidth [default: d 128, kv 8k–64k, batch 8–64]" };
     private static readonly Option<string?> BatchOpt = new("--batch") { Description = "Decode: batch sizes, comma-separated [default: 8,16,32,64]" };
+    private static readonly Option<string> TimingOpt = new("--timing") { Description = "synced: events around each call and a synchronisation after it (host work counts); queued: the calls back to back, events between them (host work hidden where the device is slower) [default: synced]", DefaultValueFactory = _ => "synced" };
     private static readonly Option<int?> KvHeads = new("--kv-heads") { Description = "Decode: key/value heads of the cache [default: nheads = model dim / d]" };
 
     public static Command Create()
@@ -53,8 +54,10 @@ internal static class BenchCommand
         var command = new Command("bench", "Benchmark the standard grid of DESIGN.md (filters narrow it; --quick is a tiny grid for CPUs) and write JSON.")
         {
             Headdim, Seqlen, Causal, Direction, DTypeOpt, Backend, Quick, Warmup, Iters, Tokens, ModelDim, CheckOpt, Out, Decode, BatchOpt, KvHeads,
+            TimingOpt,
         };
         Causal.AcceptOnlyFromAmong("both", "true", "false");
+        TimingOpt.AcceptOnlyFromAmong("synced", "queued");
         command.SetAction(parse => CliErrors.Guard(parse, () => Execute(parse)));
         return command;
     }
@@ -90,11 +93,14 @@ internal static class BenchCommand
                     select new BenchConfig(dt, d, c, s, dir, tokens / s, modelDim / d)).ToList();
 
         var dispatcher = parse.GetValue(Backend) is string name ? Dispatcher.Default.WithBackend(name) : Dispatcher.Default;
-        var runner = new BenchRunner(dispatcher, tokens, modelDim, warmup, iters, parse.GetValue(CheckOpt));
+        bool queued = parse.GetValue(TimingOpt) == "queued";
+        var runner = new BenchRunner(dispatcher, tokens, modelDim, warmup, iters, parse.GetValue(CheckOpt), queued);
         AnsiConsole.MarkupLine($"[bold]bench[/] {grid.Count} configs: tokens {tokens}, model dim {modelDim}, warm-up {warmup}, {iters} timed runs each (median)");
         var jobs = grid.Select(c => (c.Describe(), (Func<(BenchResult?, BenchSkip?)>)(() => runner.Run(c)))).ToList();
         return RunJobs(parse, jobs, tokens, modelDim, warmup, iters,
-            "median of iters calls after warmup calls; CUDA events on GPUs, stopwatch on the CPU");
+            queued
+                ? "median of iters calls after warmup calls, queued back to back with CUDA events between them (--timing queued); stopwatch on the CPU"
+                : "median of iters calls after warmup calls; CUDA events on GPUs around each call, synchronised after it; stopwatch on the CPU");
     }
 
     /// <summary>
@@ -129,12 +135,14 @@ internal static class BenchCommand
                     from kv in kvLens
                     select new DecodeConfig(dt, d, b, kv, modelDim / d, kvHeads ?? modelDim / d)).ToList();
         var dispatcher = parse.GetValue(Backend) is string name ? Dispatcher.Default.WithBackend(name) : Dispatcher.Default;
-        var runner = new DecodeRunner(dispatcher, DecodeRunner.MaxCacheElements(grid), warmup, iters);
+        bool queued = parse.GetValue(TimingOpt) == "queued";
+        var runner = new DecodeRunner(dispatcher, DecodeRunner.MaxCacheElements(grid), warmup, iters, queued);
         AnsiConsole.MarkupLine($"[bold]bench --decode[/] {grid.Count} configs: model dim {modelDim}, one query row per sequence, warm-up {warmup}, {iters} timed runs each (median)");
         var jobs = grid.Select(c => (c.Describe(), (Func<(BenchResult?, BenchSkip?)>)(() => runner.Run(c)))).ToList();
         return RunJobs(parse, jobs, 0, modelDim, warmup, iters,
             "decode: ForwardWithKvCache, q (b, 1, h, d), full caches (cache_seqlens = kv length), no append, num_splits = 0; " +
-            "median of iters calls after warmup calls, CUDA events on GPUs; gbps = bytes moved (caches read once, q read, out written) / median; " +
+            (queued ? "median of iters calls after warmup calls, queued back to back with CUDA events between them (--timing queued); " : "median of iters calls after warmup calls, CUDA events on GPUs around each call, synchronised after it; ") +
+            "gbps = bytes moved (caches read once, q read, out written) / median; " +
             "copy_gbps = a device-to-device copy of up to 1 GiB, bytes read + written / median of 10",
             "decode: 4·b·h·kv·d (the forward with one query row)");
     }

@@ -7,7 +7,7 @@ namespace FlashAttention.Cli;
 /// nheads·headdim = model dim, so all share one set of flat buffers per (dtype, device),
 /// viewed with each configuration's shape: random inputs are generated once.
 /// </summary>
-internal sealed class BenchRunner(Dispatcher dispatcher, int tokens, int modelDim, int warmup, int iters, bool check)
+internal sealed class BenchRunner(Dispatcher dispatcher, int tokens, int modelDim, int warmup, int iters, bool check, bool queued = false)
 {
     private readonly Dictionary<DType, Tensor[]> _host = [];
     private readonly Dictionary<(DType, Device), Buffers> _device = [];
@@ -54,7 +54,7 @@ internal sealed class BenchRunner(Dispatcher dispatcher, int tokens, int modelDi
             };
             // The first config of each direction also pays for JIT tiering; give it extra warm-up.
             int warm = _warmedDirections.Add(c.Direction) ? Math.Max(warmup, 3) : warmup;
-            var t = Timing.Measure(device, work, warm, iters);
+            var t = Timing.Measure(device, work, warm, iters, queued);
             double? maxErr = check && c.Direction != "bwd" ? FirstSequenceError(c, hq, hk, hv, output) : null;
             return (new BenchResult
             {

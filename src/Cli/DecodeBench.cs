@@ -23,7 +23,7 @@ internal sealed record DecodeConfig(DType DType, int Headdim, int Batch, int KvL
 /// The caches of every configuration are views of one pair of flat buffers per dtype, filled once
 /// (a random block copied out on the device), so large caches cost no host-side generation.
 /// </summary>
-internal sealed partial class DecodeRunner(Dispatcher dispatcher, long maxCacheElements, int warmup, int iters)
+internal sealed partial class DecodeRunner(Dispatcher dispatcher, long maxCacheElements, int warmup, int iters, bool queued = false)
 {
     private const long RandomBlock = 1 << 22;
     private readonly Dictionary<(DType, Device), (Tensor K, Tensor V)> _caches = [];
@@ -56,7 +56,7 @@ internal sealed partial class DecodeRunner(Dispatcher dispatcher, long maxCacheE
             // The first configuration also brings the GPU to its clocks and the library to its pools.
             int warm = _warmed ? warmup : Math.Max(warmup, 20);
             _warmed = true;
-            var t = Timing.Measure(device, Work, warm, iters);
+            var t = Timing.Measure(device, Work, warm, iters, queued);
             return (new BenchResult
             {
                 Impl = impl, Direction = "decode", Dtype = c.DType.ShortName(), Causal = false,

@@ -23,12 +23,19 @@ internal sealed record TimingResult(double[] Ms)
 /// <summary>
 /// Times work on a device: CUDA events on a CUDA device (the work is enqueued, the events
 /// bracket it on the default stream), a wall-clock stopwatch elsewhere (CPU work is synchronous).
+/// Synced (the default): one call between two events, then a synchronisation, so the call's host work counts;
+/// queued: the calls back to back with events between them (CudaDriver.TimeQueued).
 /// </summary>
 internal static class Timing
 {
-    public static TimingResult Measure(Device device, Action work, int warmup, int iters)
+    public static TimingResult Measure(Device device, Action work, int warmup, int iters, bool queued = false)
     {
         for (int w = 0; w < warmup; w++) work();
+        if (queued && device.Kind == DeviceKind.Cuda)
+        {
+            CudaDriver.MakeCurrent(device.Ordinal);
+            return new TimingResult(CudaDriver.TimeQueued(work, iters).Select(m => (double)m).ToArray());
+        }
         var ms = new double[iters];
         for (int i = 0; i < iters; i++) ms[i] = Once(device, work);
         return new TimingResult(ms);
