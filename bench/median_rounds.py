@@ -19,7 +19,9 @@ import json
 import statistics
 import sys
 
-KEY = ("impl", "direction", "dtype", "causal", "batch", "seqlen", "seqlen_q", "nheads", "nheads_kv", "headdim")
+import ratios  # bench/ratios.py, beside this file: one definition of a configuration's key
+
+KEY = ("impl",) + ratios.KEY
 
 
 def key_of(r):

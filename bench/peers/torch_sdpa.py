@@ -69,28 +69,24 @@ def flops(batch, nheads, seqlen, headdim, causal, direction):
     return {"fwd": fwd, "bwd": 2.5 * fwd, "fwd+bwd": 3.5 * fwd}[direction]
 
 
+def event_times(torch, fn, n):
+    """Milliseconds of n calls of fn enqueued back to back, events between them, one synchronisation at the end."""
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(n + 1)]
+    events[0].record()
+    for i in range(n):
+        fn()
+        events[i + 1].record()
+    events[-1].synchronize()
+    return [events[i].elapsed_time(events[i + 1]) for i in range(n)]
+
+
 def median_ms(torch, fn, warmup, iters, queued=False):
+    """Synced (the default): each call between its own events, synchronised after it; queued: the calls back to
+    back (`flashattn bench --timing queued`)."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    if queued:
-        # The calls back to back, events between them, one synchronisation (`flashattn bench --timing queued`).
-        events = [torch.cuda.Event(enable_timing=True) for _ in range(iters + 1)]
-        events[0].record()
-        for i in range(iters):
-            fn()
-            events[i + 1].record()
-        events[-1].synchronize()
-        times = [events[i].elapsed_time(events[i + 1]) for i in range(iters)]
-        return statistics.median(times), min(times)
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
+    times = event_times(torch, fn, iters) if queued else [event_times(torch, fn, 1)[0] for _ in range(iters)]
     return statistics.median(times), min(times)
 
 

@@ -93,14 +93,11 @@ internal static class BenchCommand
                     select new BenchConfig(dt, d, c, s, dir, tokens / s, modelDim / d)).ToList();
 
         var dispatcher = parse.GetValue(Backend) is string name ? Dispatcher.Default.WithBackend(name) : Dispatcher.Default;
-        bool queued = parse.GetValue(TimingOpt) == "queued";
+        bool queued = Queued(parse);
         var runner = new BenchRunner(dispatcher, tokens, modelDim, warmup, iters, parse.GetValue(CheckOpt), queued);
         AnsiConsole.MarkupLine($"[bold]bench[/] {grid.Count} configs: tokens {tokens}, model dim {modelDim}, warm-up {warmup}, {iters} timed runs each (median)");
         var jobs = grid.Select(c => (c.Describe(), (Func<(BenchResult?, BenchSkip?)>)(() => runner.Run(c)))).ToList();
-        return RunJobs(parse, jobs, tokens, modelDim, warmup, iters,
-            queued
-                ? "median of iters calls after warmup calls, queued back to back with CUDA events between them (--timing queued); stopwatch on the CPU"
-                : "median of iters calls after warmup calls; CUDA events on GPUs around each call, synchronised after it; stopwatch on the CPU");
+        return RunJobs(parse, jobs, tokens, modelDim, warmup, iters, TimingText(queued) + "; stopwatch on the CPU");
     }
 
     /// <summary>
@@ -135,17 +132,23 @@ internal static class BenchCommand
                     from kv in kvLens
                     select new DecodeConfig(dt, d, b, kv, modelDim / d, kvHeads ?? modelDim / d)).ToList();
         var dispatcher = parse.GetValue(Backend) is string name ? Dispatcher.Default.WithBackend(name) : Dispatcher.Default;
-        bool queued = parse.GetValue(TimingOpt) == "queued";
+        bool queued = Queued(parse);
         var runner = new DecodeRunner(dispatcher, DecodeRunner.MaxCacheElements(grid), warmup, iters, queued);
         AnsiConsole.MarkupLine($"[bold]bench --decode[/] {grid.Count} configs: model dim {modelDim}, one query row per sequence, warm-up {warmup}, {iters} timed runs each (median)");
         var jobs = grid.Select(c => (c.Describe(), (Func<(BenchResult?, BenchSkip?)>)(() => runner.Run(c)))).ToList();
         return RunJobs(parse, jobs, 0, modelDim, warmup, iters,
             "decode: ForwardWithKvCache, q (b, 1, h, d), full caches (cache_seqlens = kv length), no append, num_splits = 0; " +
-            (queued ? "median of iters calls after warmup calls, queued back to back with CUDA events between them (--timing queued); " : "median of iters calls after warmup calls, CUDA events on GPUs around each call, synchronised after it; ") +
-            "gbps = bytes moved (caches read once, q read, out written) / median; " +
+            TimingText(queued) + "; gbps = bytes moved (caches read once, q read, out written) / median; " +
             "copy_gbps = a device-to-device copy of up to 1 GiB, bytes read + written / median of 10",
             "decode: 4·b·h·kv·d (the forward with one query row)");
     }
+
+    private static bool Queued(ParseResult parse) => parse.GetValue(TimingOpt) == "queued";
+
+    /// <summary>The settings' "timing" text of either mode (Timing.Measure).</summary>
+    private static string TimingText(bool queued) => queued
+        ? "median of iters calls after warmup calls, queued back to back with CUDA events between them (--timing queued)"
+        : "median of iters calls after warmup calls; CUDA events on GPUs around each call, synchronised after it";
 
     private static int RunJobs(ParseResult parse, List<(string Describe, Func<(BenchResult?, BenchSkip?)> Run)> jobs,
         int tokens, int modelDim, int warmup, int iters, string timing, string? flops = null)

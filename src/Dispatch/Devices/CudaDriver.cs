@@ -119,26 +119,8 @@ public static unsafe class CudaDriver
         if (bytes > 0) Check(cuMemcpyDtoH_v2(destination, source, (nuint)bytes), "cuMemcpyDtoH");
     }
 
-    /// <summary>Milliseconds between two points on the default stream, for timing kernels.</summary>
-    public static float Time(Action work)
-    {
-        Check(cuEventCreate(out nint start, 0), "cuEventCreate");
-        Check(cuEventCreate(out nint end, 0), "cuEventCreate");
-        try
-        {
-            Check(cuEventRecord(start, 0), "cuEventRecord");
-            work();
-            Check(cuEventRecord(end, 0), "cuEventRecord");
-            Check(cuEventSynchronize(end), "cuEventSynchronize");
-            Check(cuEventElapsedTime(out float ms, start, end), "cuEventElapsedTime");
-            return ms;
-        }
-        finally
-        {
-            cuEventDestroy_v2(start);
-            cuEventDestroy_v2(end);
-        }
-    }
+    /// <summary>Milliseconds between two points on the default stream around one call of <paramref name="work"/>, synchronised after it.</summary>
+    public static float Time(Action work) => TimeQueued(work, 1)[0];
 
     /// <summary>
     /// Milliseconds of each of <paramref name="iters"/> calls of <paramref name="work"/> enqueued back to back on the
