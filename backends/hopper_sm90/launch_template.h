@@ -14,11 +14,7 @@
 
 #include "flash_fwd_launch.cuh"
 
-/* fa_dtype constant → element type. */
-#define FA_SM90_ELEMENT_FA_DTYPE_F16 __half
-#define FA_SM90_ELEMENT_FA_DTYPE_BF16 __nv_bfloat16
-#define FA_SM90_ELEMENT(dtype) FA_SM90_ELEMENT_##dtype
-
+/* FA_SM90_ELEMENT(dtype): sm90_launch.cuh. */
 #define FA_SM90_INSTANTIATE_FWD(dtype, headdim_qk, headdim_v, softcap)                                   \
     template fa_status fa_sm90::run_fwd<FA_SM90_ELEMENT(dtype), headdim_qk, headdim_v, softcap>(const fa_params&, \
                                                                                               const fa_sm90::LaunchContext&);

@@ -47,7 +47,7 @@ public sealed class TemplateAndConfigErrorTests
 
     [Theory]
     [InlineData("key_prefix = \"fa_sm80\"", "key_prefix = \"fa_sm80\"\ncompiler = \"nvcc\"", "backends.cuda_sm80 has unknown key(s) compiler")]
-    [InlineData("dtypes = [\"fp16\", \"bf16\"]\n\n# What the FA3", "dtypes = [\"fp16\", \"bf16\", \"fp8\"]\n\n# What the FA3", "names unknown dtype \"fp8\"")]
+    [InlineData("dtypes = [\"fp16\", \"bf16\", \"e4m3\"]\n\n# What the FA3", "dtypes = [\"fp16\", \"bf16\", \"fp8\"]\n\n# What the FA3", "names unknown dtype \"fp8\"")]
     [InlineData("hdims = [32, 64, 96, 128, 192, 256]", "hdims = [32, 64, 96, 128, 192, 512]", "head dims must be in 1..256; got 512")]
     [InlineData("switches = { softcap = [false, true] }", "switches = { softcap = [false, \"on\"] }", "mixes booleans and strings")]
     [InlineData("[backends.rocm_ck.directions.bwd]", "[backends.rocm_ck.directions.bwd", "kernels.toml(")]

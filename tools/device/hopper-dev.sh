@@ -38,11 +38,11 @@ echo "== primitives self-test"
 nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -Ibackends/hopper_sm90/include \
   backends/hopper_sm90/tests/sm90_primitives_test.cu -o /tmp/sm90_test -lcuda && timeout 60 /tmp/sm90_test | tail -5
 
-echo "== SASS facts per kernel (HGMMA, UTMALDG, LDL/STL = local memory)"
+echo "== SASS facts per kernel (HGMMA, or QGMMA for e4m3; UTMALDG, LDL/STL = local memory)"
 if [ -f "$lib/libfa_hopper_sm90.so" ]; then
   cuobjdump -sass "$lib/libfa_hopper_sm90.so" > /tmp/sm90.sass
   awk '/Function :/ { if (f) printf "%-90s HGMMA %4d UTMALDG %3d LDL %3d STL %3d\n", f, h, t, l, s; f = $3; h = t = l = s = 0 }
-       /HGMMA/ { h++ } /UTMALDG/ { t++ } /LDL/ { l++ } /STL/ { s++ }
+       /HGMMA|QGMMA/ { h++ } /UTMALDG/ { t++ } /LDL/ { l++ } /STL/ { s++ }
        END { if (f) printf "%-90s HGMMA %4d UTMALDG %3d LDL %3d STL %3d\n", f, h, t, l, s }' /tmp/sm90.sass | cut -c1-160
   cuobjdump -res-usage "$lib/libfa_hopper_sm90.so" 2>&1 | grep -E "Function|REG" | paste - - | sed 's/Resource usage://' | cut -c1-200
   xz -9 -T0 -c /tmp/sm90.sass > "$OUT/sm90.sass.xz"

@@ -14,7 +14,7 @@
 #   -D...        passed to nvcc (A/B switches such as -DFA_SM80_BWD_DQ_INTERLEAVE=0)
 #
 # Prints ptxas's registers and spills per kernel and, per kernel, the static count of instructions, tensor
-# instructions (HMMA / HGMMA), shared loads (LDSM), TMA (UTMALDG / UTMASTG), reductions (REDG) and local
+# instructions (HMMA / HGMMA / QGMMA), shared loads (LDSM), TMA (UTMALDG / UTMASTG), reductions (REDG) and local
 # memory (LDL / STL). What differs from the GPU machine's build: the nvcc front end (11.8 vs 13), so register
 # allocation and spills can differ (Hopper kernels spill more here); the v4 dQ reductions of sm_90 compile to
 # scalar ones with 11.8. Use it to compare two variants, not to certify one.
@@ -56,7 +56,7 @@ if [ "$backend" = hopper_sm90 ]; then
 #include <cuda.h>
 #if CUDA_VERSION < 12000
 typedef struct alignas(64) CUtensorMap_st { unsigned long long opaque[16]; } CUtensorMap;
-enum CUtensorMapDataType { CU_TENSOR_MAP_DATA_TYPE_FLOAT16, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 };
+enum CUtensorMapDataType { CU_TENSOR_MAP_DATA_TYPE_UINT8, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 };
 enum CUtensorMapInterleave { CU_TENSOR_MAP_INTERLEAVE_NONE };
 enum CUtensorMapSwizzle { CU_TENSOR_MAP_SWIZZLE_128B };
 enum CUtensorMapL2promotion { CU_TENSOR_MAP_L2_PROMOTION_L2_128B };
@@ -81,7 +81,7 @@ sed -i 's/^\.version 7\.[0-9]*$/.version 8.0/; s/^\.target sm_90$/.target '"$tar
 "$tools/cuobjdump" -sass "$out/$name.cubin" >"$out/$name.sass"
 awk '/Function :/ { if (f) report(); f = $3; n = mma = ldsm = tma = red = ldl = stl = 0; next }
      /\/\*[0-9a-f][0-9a-f][0-9a-f][0-9a-f]\*\// { n++ }
-     /HMMA|HGMMA/ { mma++ } /LDSM/ { ldsm++ } /UTMALDG|UTMASTG/ { tma++ } /REDG|RED\./ { red++ } /LDL/ { ldl++ } /STL/ { stl++ }
+     /HMMA|HGMMA|QGMMA/ { mma++ } /LDSM/ { ldsm++ } /UTMALDG|UTMASTG/ { tma++ } /REDG|RED\./ { red++ } /LDL/ { ldl++ } /STL/ { stl++ }
      function report() { printf "%-100s instr %5d  mma %4d  ldsm %4d  tma %3d  red %3d  LDL %3d  STL %3d\n", substr(f, 1, 100), n, mma, ldsm, tma, red, ldl, stl }
      END { if (f) report() }' "$out/$name.sass"
 echo "sass-local: $out/$name.sass"

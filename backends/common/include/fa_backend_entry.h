@@ -57,8 +57,8 @@ fa_status supports(char* reason, std::size_t reason_size, Check&& check) noexcep
 }
 
 /* Kernels that read and write rows in 16-byte pieces need the base 16-byte aligned and every
-   stride a multiple of 8 (16-bit) elements; FA_ERR_UNSUPPORTED naming the field otherwise. */
-inline fa_status check_layout_16b(const char* backend, const char* name, const fa_tensor& t, fa_op op) noexcept {
+   stride a multiple of 16 bytes (8 elements of 2 bytes, 16 of 1); FA_ERR_UNSUPPORTED naming the field otherwise. */
+inline fa_status check_layout_16b(const char* backend, const char* name, const fa_tensor& t, fa_op op, int elem_bytes = 2) noexcept {
     if (t.data == nullptr) return FA_OK;
     if ((reinterpret_cast<std::uintptr_t>(t.data) & 15u) != 0)
         return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s cannot run %s: fa_params.%s.data must be 16-byte aligned; got %p", backend,
@@ -67,11 +67,12 @@ inline fa_status check_layout_16b(const char* backend, const char* name, const f
         const char* field;
         int64_t value;
     } strides[] = {{"batch_stride", t.batch_stride}, {"row_stride", t.row_stride}, {"head_stride", t.head_stride}};
+    const int per_16b = 16 / elem_bytes;
     for (const auto& s : strides) {
-        if (s.value % 8 != 0)
+        if (s.value % per_16b != 0)
             return fa_set_last_error(FA_ERR_UNSUPPORTED,
-                                     "%s cannot run %s: fa_params.%s.%s must be a multiple of 8 elements (16-byte rows); got %" PRId64,
-                                     backend, fa_op_name(op), name, s.field, s.value);
+                                     "%s cannot run %s: fa_params.%s.%s must be a multiple of %d elements (16-byte rows); got %" PRId64,
+                                     backend, fa_op_name(op), name, s.field, per_16b, s.value);
     }
     return FA_OK;
 }

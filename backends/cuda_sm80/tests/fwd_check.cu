@@ -4,9 +4,10 @@
 //   fa_sm80_fwd_check --filter TEXT   only cases whose name contains TEXT
 //   fa_sm80_fwd_check --refusals-skip a case the library refuses (fa_supports) is a SKIP with the
 //                                     reason, not a FAIL (a backend covering part of the features)
-//   fa_sm80_fwd_check --bench [--dtype bf16|fp16] [--d 64,128,256] [--iters N]
-//                                     TFLOP/s on the standard grid (16k tokens, model dim 2048)
-//   fa_sm80_fwd_check --bench-decode [--d 128]
+//   fa_sm80_fwd_check --bench [--dtype bf16|fp16|e4m3] [--d 64,128,256] [--iters N]
+//                                     TFLOP/s on the standard grid (16k tokens, model dim 2048);
+//                                     e4m3: q, k, v in e4m3, out in bf16
+//   fa_sm80_fwd_check --bench-decode [--dtype bf16|fp16] [--d 128]
 //                                     fa_forward_kvcache, one query row, 16 heads, batch 1..64 × kv
 //                                     8k..64k: GB/s of K + V against a device copy, splits chosen
 //
@@ -15,8 +16,10 @@
 //   ref       float64 attention on the same (rounded) inputs, docs/semantics.md step by step;
 //   baseline  the same attention in the test dtype: QKᵀ rounded to the dtype, softmax in fp32,
 //             P rounded to the dtype, P·V accumulated in fp32 and rounded (upstream's out_pt).
+//             e4m3 (bf16 out): the exact QKᵀ times softmax_scale·q_descale·k_descale rounded to
+//             bf16, softmax in fp32, P rounded to e4m3, P·V in fp32 times v_descale, rounded to bf16.
 // Pass: max|out − ref| ≤ m·max|baseline − ref| + 1e-5 (m = 2; 3 with softcap or the kv cache),
-// LSE within 1e-4·(1 + |ref|) (+inf where a row sees no key), KV cache: V bit-exact, rotated K
+// LSE within 1e-4·(1 + |ref|) (+inf where a row sees no key; e4m3 also the accumulation bound at kE4m3AccUlp), KV cache: V bit-exact, rotated K
 // within 1e-3. Cases the library refuses because the instance was not compiled (FA_HDIMS /
 // FA_DTYPES) are reported as SKIP.
 #include <algorithm>
@@ -51,9 +54,53 @@ namespace {
 
 // ---- element conversion ---------------------------------------------------------------------------
 
+/* OCP e4m3: bias 7, no infinities, NaN 0x7f / 0xff, largest finite 448, subnormals m·2^-9.
+   Round to nearest even; beyond ±448 (infinities too) saturates, as the kernels' cvt.rn.satfinite does. */
+uint8_t e4m3_from_float(float x) {
+    if (std::isnan(x)) return 0x7f;
+    const uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
+    const float a = std::fabs(x);
+    if (a >= 448.0f) return sign | 0x7e;
+    int e;
+    std::frexp(a, &e);                          /* a in [2^(e-1), 2^e) */
+    const int binade = std::max(e - 1, -6);     /* below 2^-6 the subnormals share the quantum 2^-9 */
+    int m = static_cast<int>(std::nearbyint(std::ldexp(a, 3 - binade))); /* exact scaling, then RNE: m in [0, 16] */
+    int exponent = binade + 7;
+    if (m == 16) { /* rounded up into the next binade (a < 448 keeps it finite) */
+        m = 8;
+        ++exponent;
+    }
+    if (m < 8) return sign | static_cast<uint8_t>(m); /* subnormal (binade -6 only) or zero */
+    return sign | static_cast<uint8_t>(exponent << 3 | (m - 8));
+}
+
+float e4m3_to_float(uint8_t b) {
+    const int exponent = (b >> 3) & 15, mantissa = b & 7;
+    if (exponent == 15 && mantissa == 7) return NAN;
+    const float magnitude = exponent == 0 ? std::ldexp(static_cast<float>(mantissa), -9)                 /* m·2^-9 */
+                                          : std::ldexp(static_cast<float>(8 + mantissa), exponent - 10); /* (1 + m/8)·2^(e-7) */
+    return (b & 0x80) ? -magnitude : magnitude;
+}
+
+/* The H100's fp8 tensor cores accumulate into 13 mantissa bits (e8m13, truncating), not fp32's 23: each k32 step of
+   an e4m3 q·k may lose up to 2^-13 of the sum of |products| (Khattak & Mikaitis, "Accurate Models of NVIDIA Tensor
+   Cores", arXiv 2512.07004). The LSE check allows that much per step (and one step more) on top of its fp32 rule. */
+constexpr double kE4m3AccUlp = 1.0 / 8192;
+
+/* Bytes per element on the device: 1 for e4m3, 2 for fp16 / bf16. */
+size_t dtype_bytes(fa_dtype dt) { return dt == FA_DTYPE_F8_E4M3 ? 1 : 2; }
+
+/* The dtype of out for inputs of dtype dt: bf16 for an e4m3 forward (the ABI's only choice). */
+fa_dtype out_dtype_for(fa_dtype dt) { return dt == FA_DTYPE_F8_E4M3 ? FA_DTYPE_BF16 : dt; }
+
+const char* dtype_label(fa_dtype dt) { return dt == FA_DTYPE_F16 ? "fp16" : dt == FA_DTYPE_F8_E4M3 ? "e4m3" : "bf16"; }
+
+/* The element's bit pattern (e4m3 in the low byte). */
 uint16_t to_bits(float x, fa_dtype dt) {
     uint16_t b;
-    if (dt == FA_DTYPE_F16) {
+    if (dt == FA_DTYPE_F8_E4M3) {
+        b = e4m3_from_float(x);
+    } else if (dt == FA_DTYPE_F16) {
         const __half h = __float2half_rn(x);
         std::memcpy(&b, &h, 2);
     } else {
@@ -64,6 +111,7 @@ uint16_t to_bits(float x, fa_dtype dt) {
 }
 
 float from_bits(uint16_t b, fa_dtype dt) {
+    if (dt == FA_DTYPE_F8_E4M3) return e4m3_to_float(static_cast<uint8_t>(b));
     if (dt == FA_DTYPE_F16) {
         __half h;
         std::memcpy(&h, &b, 2);
@@ -119,6 +167,7 @@ struct Case {
     bool leftpad = false;
     bool sinks = false;
     bool strided = false;
+    bool descale = false; /* e4m3: random q/k/v descales in [0.5, 2] per (batch, kv head); else none (= 1) */
     int num_splits = 1;
     int page_size = 0; /* > 0: paged K/V (block_table) */
     // kv cache
@@ -136,16 +185,36 @@ struct Seq {
     int cache_len = 0;                        /* kv cache: rows already present */
 };
 
-/* A device buffer of 16-bit elements with its host copy. */
+/* A device buffer of 8- or 16-bit elements with its host copy. The host holds every element's
+   bits as to_bits writes them (e4m3 in the low byte) and indexes elements alike for every dtype;
+   1-byte elements are packed on the way to the device and unpacked on the way back. */
 struct Buffer {
     std::vector<uint16_t> host;
+    size_t elem_bytes = 2;
     void* dev = nullptr;
-    void alloc(size_t n) {
+    void alloc(size_t n, fa_dtype dt) {
+        elem_bytes = dtype_bytes(dt);
         host.assign(n, 0);
-        CUDA_CHECK(cudaMalloc(&dev, std::max<size_t>(n, 8) * 2));
+        CUDA_CHECK(cudaMalloc(&dev, std::max<size_t>(n * elem_bytes, 16)));
     }
-    void upload() { CUDA_CHECK(cudaMemcpy(dev, host.data(), host.size() * 2, cudaMemcpyHostToDevice)); }
-    void download() { CUDA_CHECK(cudaMemcpy(host.data(), dev, host.size() * 2, cudaMemcpyDeviceToHost)); }
+    void upload() {
+        if (elem_bytes == 2) {
+            CUDA_CHECK(cudaMemcpy(dev, host.data(), host.size() * 2, cudaMemcpyHostToDevice));
+            return;
+        }
+        std::vector<uint8_t> bytes(host.size());
+        for (size_t i = 0; i < host.size(); ++i) bytes[i] = static_cast<uint8_t>(host[i]);
+        CUDA_CHECK(cudaMemcpy(dev, bytes.data(), bytes.size(), cudaMemcpyHostToDevice));
+    }
+    void download() {
+        if (elem_bytes == 2) {
+            CUDA_CHECK(cudaMemcpy(host.data(), dev, host.size() * 2, cudaMemcpyDeviceToHost));
+            return;
+        }
+        std::vector<uint8_t> bytes(host.size());
+        CUDA_CHECK(cudaMemcpy(bytes.data(), dev, bytes.size(), cudaMemcpyDeviceToHost));
+        std::copy(bytes.begin(), bytes.end(), host.begin());
+    }
     ~Buffer() {
         if (dev) cudaFree(dev);
     }
@@ -159,13 +228,16 @@ T* device_copy(const std::vector<T>& v) {
     return p;
 }
 
-/* Strides of a (rows, heads, d) tensor: contiguous, or padded (head stride d + 8, row stride
-   heads·(d + 8) + 8, batch stride rows·row + 64) when the case asks for odd strides. */
-fa_tensor layout(void* data, int rows, int heads, int d, bool strided) {
+/* Strides of a (rows, heads, d) tensor of dtype dt: contiguous, or padded by one 16-byte piece
+   (pad = 8 elements of 16 bits, 16 of e4m3: head stride d + pad, row stride heads·(d + pad) + pad,
+   batch stride rows·row + 64) when the case asks for odd strides. The pieces keep every stride a
+   multiple of 16 bytes, as the 16-byte (TMA, cp.async) loads need. */
+fa_tensor layout(void* data, int rows, int heads, int d, bool strided, fa_dtype dt) {
+    const int pad = strided ? static_cast<int>(16 / dtype_bytes(dt)) : 0;
     fa_tensor t{};
     t.data = data;
-    t.head_stride = strided ? d + 8 : d;
-    t.row_stride = static_cast<int64_t>(heads) * t.head_stride + (strided ? 8 : 0);
+    t.head_stride = d + pad;
+    t.row_stride = static_cast<int64_t>(heads) * t.head_stride + pad;
     t.batch_stride = static_cast<int64_t>(rows) * t.row_stride + (strided ? 64 : 0);
     return t;
 }
@@ -199,7 +271,7 @@ struct Result {
 Result run_case(const Case& c, uint64_t seed) {
     Result res;
     Rng rng(seed);
-    const fa_dtype dt = c.dtype;
+    const fa_dtype dt = c.dtype, out_dt = out_dtype_for(dt);
     const int d = c.d, hq = c.hq, hk = c.hk, group = hq / hk;
     const int B = c.batch;
 
@@ -261,13 +333,20 @@ Result run_case(const Case& c, uint64_t seed) {
         sinks.resize(hq);
         for (auto& s : sinks) s = rng.normal() * 2.0f;
     }
+    // e4m3 descales, (batch, kv head) row-major here; 1 where the case has none, so that the
+    // reference below applies them unconditionally.
+    std::vector<float> q_descale(static_cast<size_t>(B) * hk, 1.0f), k_descale = q_descale, v_descale = q_descale;
+    if (c.descale)
+        for (auto* descale : {&q_descale, &k_descale, &v_descale})
+            for (auto& x : *descale) x = static_cast<float>(0.5 + 1.5 * rng.uniform());
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
 
     // ---- device layout ------------------------------------------------------------------------------------------
     fa_params p{};
     p.struct_size = sizeof p;
     p.abi_version = FA_ABI_VERSION;
-    p.dtype = p.out_dtype = dt;
+    p.dtype = dt;
+    p.out_dtype = out_dt;
     p.batch = B;
     p.nheads_q = hq;
     p.nheads_kv = hk;
@@ -305,9 +384,9 @@ Result run_case(const Case& c, uint64_t seed) {
     const int q_entries = c.varlen ? 1 : B;
     const int q_rows = c.varlen ? total_q : c.sq;
     Buffer qbuf, obuf, kbuf, vbuf, knew, vnew;
-    fa_tensor qt = layout(nullptr, q_rows, hq, d, c.strided), ot = layout(nullptr, q_rows, hq, d, c.strided);
-    qbuf.alloc(elements(qt, q_entries));
-    obuf.alloc(elements(ot, q_entries));
+    fa_tensor qt = layout(nullptr, q_rows, hq, d, c.strided, dt), ot = layout(nullptr, q_rows, hq, d, c.strided, out_dt);
+    qbuf.alloc(elements(qt, q_entries), dt);
+    obuf.alloc(elements(ot, q_entries), out_dt);
     qt.data = qbuf.dev;
     ot.data = obuf.dev;
     auto q_index = [&](const fa_tensor& t, int b, int i, int h) -> size_t {
@@ -319,7 +398,7 @@ Result run_case(const Case& c, uint64_t seed) {
             for (int h = 0; h < hq; ++h)
                 for (int x = 0; x < d; ++x)
                     qbuf.host[q_index(qt, b, i, h) + x] = to_bits(Q[b][(static_cast<size_t>(i) * hq + h) * d + x], dt);
-    std::fill(obuf.host.begin(), obuf.host.end(), to_bits(777.0f, dt)); /* poison: rows never written stay 777 */
+    std::fill(obuf.host.begin(), obuf.host.end(), to_bits(777.0f, out_dt)); /* poison: rows never written stay 777 */
 
     // k / v: dense (batch, sk, hk, d), varlen (total_k, hk, d), paged (pages, page_size, hk, d), or a cache
     // (kv_batch, capacity, hk, d) addressed through cache_batch_idx.
@@ -348,14 +427,15 @@ Result run_case(const Case& c, uint64_t seed) {
                 std::exit(2);
             }
     }
-    fa_tensor kt = layout(nullptr, kv_rows, hk, d, c.strided), vt = layout(nullptr, kv_rows, hk, d, c.strided);
-    kbuf.alloc(elements(kt, kv_entries));
-    vbuf.alloc(elements(vt, kv_entries));
+    fa_tensor kt = layout(nullptr, kv_rows, hk, d, c.strided, dt), vt = layout(nullptr, kv_rows, hk, d, c.strided, dt);
+    kbuf.alloc(elements(kt, kv_entries), dt);
+    vbuf.alloc(elements(vt, kv_entries), dt);
     kt.data = kbuf.dev;
     vt.data = vbuf.dev;
-    /* garbage outside the keys: random values, or NaN (0x7fff is a NaN in fp16 and bf16), which must not reach out */
-    for (size_t i = 0; i < kbuf.host.size(); ++i) kbuf.host[i] = c.nan_outside ? uint16_t{0x7fff} : to_bits(rng.normal(), dt);
-    for (size_t i = 0; i < vbuf.host.size(); ++i) vbuf.host[i] = c.nan_outside ? uint16_t{0x7fff} : to_bits(rng.normal(), dt);
+    /* garbage outside the keys: random values, or NaN (0x7fff in fp16 and bf16, 0x7f in e4m3), which must not reach out */
+    const uint16_t nan_bits = dt == FA_DTYPE_F8_E4M3 ? uint16_t{0x7f} : uint16_t{0x7fff};
+    for (size_t i = 0; i < kbuf.host.size(); ++i) kbuf.host[i] = c.nan_outside ? nan_bits : to_bits(rng.normal(), dt);
+    for (size_t i = 0; i < vbuf.host.size(); ++i) vbuf.host[i] = c.nan_outside ? nan_bits : to_bits(rng.normal(), dt);
     auto kv_index = [&](const fa_tensor& t, int b, int r, int h) -> size_t { /* raw row r of sequence b */
         if (c.page_size > 0) {
             const int page = block_table[static_cast<size_t>(b) * max_pages + r / c.page_size];
@@ -377,9 +457,9 @@ Result run_case(const Case& c, uint64_t seed) {
     }
     std::vector<uint16_t> k_expected, v_expected; /* kv cache after the append */
     if (c.kvcache && c.seqlen_new > 0) {
-        fa_tensor knt = layout(nullptr, c.seqlen_new, hk, d, false), vnt = knt;
-        knew.alloc(elements(knt, B));
-        vnew.alloc(elements(vnt, B));
+        fa_tensor knt = layout(nullptr, c.seqlen_new, hk, d, false, dt), vnt = knt;
+        knew.alloc(elements(knt, B), dt);
+        vnew.alloc(elements(vnt, B), dt);
         knt.data = knew.dev;
         vnt.data = vnew.dev;
         for (int b = 0; b < B; ++b)
@@ -461,8 +541,8 @@ Result run_case(const Case& c, uint64_t seed) {
     }
     Buffer cosb, sinb;
     if (c.rotary_dim > 0) {
-        cosb.alloc(rot.cos.size());
-        sinb.alloc(rot.sin.size());
+        cosb.alloc(rot.cos.size(), dt);
+        sinb.alloc(rot.sin.size(), dt);
         for (size_t i = 0; i < rot.cos.size(); ++i) {
             cosb.host[i] = to_bits(rot.cos[i], dt);
             sinb.host[i] = to_bits(rot.sin[i], dt);
@@ -480,6 +560,21 @@ Result run_case(const Case& c, uint64_t seed) {
         p.alibi_batch_stride = c.alibi == 2 ? hq : 0;
     }
     if (c.sinks) p.sink_logits = dev(sinks);
+    if (c.descale) {
+        // Row-major (batch, kv head), or head-major in the strided case: the strides are honoured, not assumed.
+        p.descale_batch_stride = c.strided ? 1 : hk;
+        p.descale_head_stride = c.strided ? B : 1;
+        auto dev_descale = [&](const std::vector<float>& descale) {
+            std::vector<float> laid(descale.size());
+            for (int b = 0; b < B; ++b)
+                for (int h = 0; h < hk; ++h)
+                    laid[b * p.descale_batch_stride + h * p.descale_head_stride] = descale[static_cast<size_t>(b) * hk + h];
+            return dev(laid);
+        };
+        p.q_descale = dev_descale(q_descale);
+        p.k_descale = dev_descale(k_descale);
+        p.v_descale = dev_descale(v_descale);
+    }
     std::vector<float> lse_host(static_cast<size_t>(hq) * std::max(total_q, B * c.sq) + 8, 12345.0f);
     float* lse_dev = dev(lse_host);
     p.softmax_lse = lse_dev;
@@ -499,7 +594,8 @@ Result run_case(const Case& c, uint64_t seed) {
     if (sup != FA_OK) {
         cleanup();
         // Not compiled into this library (FA_HDIMS / FA_DTYPES filters): no instance of the head
-        // dim, or no instance of the dtype at all (the capabilities then lack it).
+        // dim, or no instance of the dtype at all (the capabilities then lack it: e4m3 in cuda_sm80,
+        // which has no fp8 kernels, or in a hopper_sm90 built without them).
         fa_capabilities caps{};
         caps.struct_size = sizeof caps;
         const bool dtype_built = fa_get_capabilities(&caps) == FA_OK && (caps.dtypes & (1u << c.dtype)) != 0;
@@ -527,6 +623,8 @@ Result run_case(const Case& c, uint64_t seed) {
     CUDA_CHECK(cudaMemcpy(lse_host.data(), lse_dev, lse_host.size() * sizeof(float), cudaMemcpyDeviceToHost));
 
     // ---- reference (fp64) and baseline (dtype), row by row -----------------------------------------------------------------
+    // e4m3: the scores are softmax_scale·q_descale·k_descale·(q·k) and out is v_descale·(P·V), descales of the row's kv head.
+    const bool fp8 = dt == FA_DTYPE_F8_E4M3;
     int left = c.wl, right = c.causal ? 0 : c.wr;
     if (left >= p.seqlen_k) left = -1;
     if (right >= p.seqlen_k) right = -1;
@@ -541,24 +639,31 @@ Result run_case(const Case& c, uint64_t seed) {
         const Seq& s = seqs[b];
         for (int h = 0; h < hq; ++h) {
             const int hkv = h / group;
+            const size_t descale_index = static_cast<size_t>(b) * hk + hkv;
+            const double qk_descale = static_cast<double>(q_descale[descale_index]) * k_descale[descale_index];
+            const double v_scale = v_descale[descale_index];
             const double slope = c.alibi ? slopes[static_cast<size_t>(c.alibi == 2 ? b : 0) * hq + h] : 0.0;
             for (int i = 0; i < s.sq; ++i) {
                 const long a = static_cast<long>(i) + s.sk - s.sq;
                 const float* q = &Q[b][(static_cast<size_t>(i) * hq + h) * d];
                 sref.assign(s.sk, -INFINITY);
                 sbase.assign(s.sk, -INFINITY);
+                double score_acc_err = 0; /* e4m3: bound of the tensor cores' accumulation error in any score of the row */
                 for (int j = 0; j < s.sk; ++j) {
                     const bool vis = (left < 0 || j >= a - left) && (right < 0 || j <= a + right);
                     if (!vis) continue;
                     const float* k = &K[b][(static_cast<size_t>(s.leftpad + j) * hk + hkv) * d];
-                    double dot = 0;
+                    double dot = 0, dot_abs = 0;
                     float dotf = 0;
                     for (int x = 0; x < d; ++x) {
                         dot += static_cast<double>(q[x]) * k[x];
+                        dot_abs += std::fabs(static_cast<double>(q[x]) * k[x]);
                         dotf += q[x] * k[x];
                     }
-                    double sc = dot * scale;
-                    float scf = round_to(dotf, dt) * scale;
+                    if (fp8) score_acc_err = std::max(score_acc_err, kE4m3AccUlp * ((d + 31) / 32 + 1) * dot_abs * scale * qk_descale);
+                    double sc = dot * scale * qk_descale;
+                    /* fp16 / bf16 round q·k to the dtype, then scale; e4m3 (exact q·k) rounds the scaled score to bf16 */
+                    float scf = fp8 ? round_to(static_cast<float>(sc), out_dt) : round_to(dotf, dt) * scale;
                     if (c.softcap > 0) {
                         sc = c.softcap * std::tanh(sc / c.softcap);
                         scf = c.softcap * std::tanh(scf / c.softcap);
@@ -616,19 +721,21 @@ Result run_case(const Case& c, uint64_t seed) {
                 }
                 const uint16_t* got = &obuf.host[q_index(ot, b, i, h)];
                 for (int x = 0; x < d; ++x) {
-                    const float base = round_to(static_cast<float>(ob[x] * keep_scale), dt);
-                    const float out = from_bits(got[x], dt);
-                    err = std::max(err, std::fabs(out - o[x]));
-                    if (!(std::fabs(out - o[x]) <= 1e30)) err = INFINITY; /* NaN */
-                    err_base = std::max(err_base, std::fabs(base - o[x]));
+                    const double ref = o[x] * v_scale;
+                    const float base = round_to(static_cast<float>(ob[x] * keep_scale * v_scale), out_dt);
+                    const float out = from_bits(got[x], out_dt);
+                    err = std::max(err, std::fabs(out - ref));
+                    if (!(std::fabs(out - ref) <= 1e30)) err = INFINITY; /* NaN */
+                    err_base = std::max(err_base, std::fabs(base - ref));
                 }
                 const float lse = lse_host[lse_index(b, h, i)];
                 if (std::isinf(lse_ref)) {
                     if (!(std::isinf(lse) && lse > 0)) lse_bad = true;
                 } else {
-                    const double e = std::fabs(lse - lse_ref);
+                    /* LSE is 1-Lipschitz in the scores (max norm): e4m3 adds the scores' accumulation bound */
+                    const double e = std::fabs(lse - lse_ref), bound = 1e-4 * (1.0 + std::fabs(lse_ref)) + score_acc_err;
                     lse_err = std::max(lse_err, e / (1.0 + std::fabs(lse_ref)));
-                    if (!(e <= 1e-4 * (1.0 + std::fabs(lse_ref)))) lse_bad = true;
+                    if (!(e <= bound)) lse_bad = true;
                 }
             }
         }
@@ -640,8 +747,8 @@ Result run_case(const Case& c, uint64_t seed) {
             for (int i = 0; i < seqs[b].sq && !poison_bad; ++i)
                 for (int x = d; x < d + 8 && !poison_bad; ++x) {
                     // Compared bitwise: 777 itself is not a bf16 value (it rounds to 776).
-                    const uint16_t poison = to_bits(777.0f, dt);
-                    const float found = from_bits(obuf.host[q_index(ot, b, i, hq - 1) + x], dt);
+                    const uint16_t poison = to_bits(777.0f, out_dt);
+                    const float found = from_bits(obuf.host[q_index(ot, b, i, hq - 1) + x], out_dt);
                     if (obuf.host[q_index(ot, b, i, hq - 1) + x] != poison) {
                         poison_bad = true;
                         char where[160];
@@ -689,9 +796,8 @@ Result run_case(const Case& c, uint64_t seed) {
 std::vector<Case> all_cases() {
     std::vector<Case> cases;
     auto add = [&](Case c) { cases.push_back(c); };
-    const char* names[] = {"", "fp16", "bf16"};
     for (fa_dtype dt : {FA_DTYPE_BF16, FA_DTYPE_F16}) {
-        const std::string ty = names[dt];
+        const std::string ty = dtype_label(dt);
         for (int d : {32, 64, 96, 128, 192, 256}) {
             Case c;
             c.dtype = dt;
@@ -945,12 +1051,82 @@ std::vector<Case> all_cases() {
         c.d = 256, c.sq = 2, c.sk = 512, c.seqlen_new = 2, c.num_splits = 4, c.alibi = 1, c.sinks = true;
         add(c);
     }
+    // e4m3 inputs, bf16 out: fa_forward only, head dims multiples of 16, no paged K/V or splits (what
+    // hopper_sm90 runs in fp8; cuda_sm80 has no e4m3 and reports these as SKIP). After the fp16 / bf16
+    // cases, so that their seeds stay as they were. --quick takes the three of at most 256 x 256
+    // scores: softcap with descales, seqused_k with NaN past the keys, and the strided layout.
+    const std::string ty = dtype_label(FA_DTYPE_F8_E4M3);
+    auto fp8_case = [&] {
+        Case c;
+        c.dtype = FA_DTYPE_F8_E4M3;
+        return c;
+    };
+    for (int d : {64, 96, 128, 192, 256}) {
+        Case c = fp8_case();
+        c.d = d;
+        c.name = ty + " d" + std::to_string(d) + " dense 2x257x257 h4";
+        c.sq = c.sk = 257;
+        add(c);
+        c.name = ty + " d" + std::to_string(d) + " causal 260x390 gqa 8/2 descale";
+        c.causal = true, c.sq = 260, c.sk = 390, c.hq = 8, c.hk = 2, c.descale = true;
+        add(c);
+    }
+    Case c = fp8_case();
+    c.name = ty + " d128 causal many tiles 2x600x600 h16 gqa 16/4 persistent descale";
+    c.causal = true, c.sq = c.sk = 600, c.hq = 16, c.hk = 4, c.persistent = true, c.descale = true;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 long keys 2x200x4133 h2 causal descale";
+    c.causal = true, c.sq = 200, c.sk = 4133, c.hq = c.hk = 2, c.descale = true;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 long keys 2x130x4096 h2 window (1000,300)";
+    c.wl = 1000, c.wr = 300, c.sq = 130, c.sk = 4096, c.hq = c.hk = 2;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 causal sq>sk 400x170 (empty rows)";
+    c.causal = true, c.sq = 400, c.sk = 170;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 window (40,17) 200x333 descale";
+    c.wl = 40, c.wr = 17, c.sq = 200, c.sk = 333, c.descale = true;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 softcap 15 causal 190x190 descale";
+    c.softcap = 15.0f, c.causal = true, c.sq = c.sk = 190, c.descale = true;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 softcap 30 varlen b3 gqa 6/2";
+    c.softcap = 30.0f, c.varlen = true, c.batch = 3, c.sq = 330, c.sk = 270, c.hq = 6, c.hk = 2;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 mqa 8/1 100x1000 descale";
+    c.hq = 8, c.hk = 1, c.sq = 100, c.sk = 1000, c.descale = true;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 varlen b5 (empty, len 1) causal descale";
+    c.varlen = true, c.batch = 5, c.sq = 300, c.sk = 280, c.causal = true, c.descale = true;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 varlen b4 seqused_k gqa 6/3 descale";
+    c.varlen = true, c.batch = 4, c.sq = 300, c.sk = 250, c.seqused = true, c.hq = 6, c.hk = 3, c.descale = true;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 dense seqused_k, NaN past the used keys";
+    c.sq = 100, c.sk = 300, c.seqused = true, c.batch = 3, c.nan_outside = true;
+    add(c);
+    c = fp8_case();
+    c.name = ty + " d128 strided 3x129x65 gqa 4/2 descale (head-major)";
+    c.strided = true, c.batch = 3, c.sq = 129, c.sk = 65, c.hk = 2, c.descale = true;
+    add(c);
     return cases;
 }
 
 // ---- benchmark ---------------------------------------------------------------------------------------------------------
 
 void bench(fa_dtype dt, const std::vector<int>& dims, int iters) {
+    const fa_dtype out_dt = out_dtype_for(dt);
+    const size_t in_bytes = dtype_bytes(dt), out_bytes = dtype_bytes(out_dt);
     std::printf("%-6s %-5s %-7s %-6s %-6s %-10s %-10s\n", "dtype", "d", "causal", "batch", "seqlen", "ms", "TFLOP/s");
     for (int d : dims) {
         for (int causal : {0, 1}) {
@@ -958,29 +1134,31 @@ void bench(fa_dtype dt, const std::vector<int>& dims, int iters) {
                 const int b = 16384 / s, h = 2048 / d;
                 const size_t n = static_cast<size_t>(b) * s * h * d;
                 void *q, *k, *v, *o;
-                CUDA_CHECK(cudaMalloc(&q, n * 2));
-                CUDA_CHECK(cudaMalloc(&k, n * 2));
-                CUDA_CHECK(cudaMalloc(&v, n * 2));
-                CUDA_CHECK(cudaMalloc(&o, n * 2));
-                CUDA_CHECK(cudaMemset(q, 0x3c, n * 2));
-                CUDA_CHECK(cudaMemset(k, 0x3c, n * 2));
-                CUDA_CHECK(cudaMemset(v, 0x3c, n * 2));
+                CUDA_CHECK(cudaMalloc(&q, n * in_bytes));
+                CUDA_CHECK(cudaMalloc(&k, n * in_bytes));
+                CUDA_CHECK(cudaMalloc(&v, n * in_bytes));
+                CUDA_CHECK(cudaMalloc(&o, n * out_bytes));
+                /* bytes 0x3c: 0.0115 in bf16, 1.06 in fp16, 1.5 in e4m3 (finite in each) */
+                CUDA_CHECK(cudaMemset(q, 0x3c, n * in_bytes));
+                CUDA_CHECK(cudaMemset(k, 0x3c, n * in_bytes));
+                CUDA_CHECK(cudaMemset(v, 0x3c, n * in_bytes));
                 float* lse;
                 CUDA_CHECK(cudaMalloc(&lse, static_cast<size_t>(b) * h * s * 4));
                 fa_params p{};
                 p.struct_size = sizeof p;
                 p.abi_version = FA_ABI_VERSION;
-                p.dtype = p.out_dtype = dt;
+                p.dtype = dt;
+                p.out_dtype = out_dt;
                 p.batch = b, p.seqlen_q = p.seqlen_k = s, p.nheads_q = p.nheads_kv = h, p.headdim_qk = p.headdim_v = d;
                 p.total_q = p.total_k = b * s, p.kv_batch = b;
-                p.q = layout(q, s, h, d, false), p.k = layout(k, s, h, d, false), p.v = layout(v, s, h, d, false);
-                p.out = layout(o, s, h, d, false);
+                p.q = layout(q, s, h, d, false, dt), p.k = layout(k, s, h, d, false, dt), p.v = layout(v, s, h, d, false, dt);
+                p.out = layout(o, s, h, d, false, out_dt);
                 p.softmax_lse = lse, p.lse_head_stride = s, p.lse_batch_stride = static_cast<int64_t>(h) * s;
                 p.softmax_scale = static_cast<float>(1.0 / std::sqrt(d));
                 p.is_causal = causal, p.window_left = -1, p.window_right = causal ? 0 : -1, p.num_splits = 1;
                 char reason[512];
                 if (fa_supports(&p, FA_OP_FORWARD, reason, sizeof reason) != FA_OK) {
-                    std::printf("%-6s %-5d %-7d %-6d %-6d skipped: %s\n", dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, causal, b, s, reason);
+                    std::printf("%-6s %-5d %-7d %-6d %-6d skipped: %s\n", dtype_label(dt), d, causal, b, s, reason);
                 } else {
                     for (int w = 0; w < 3; ++w) fa_forward(&p);
                     cudaEvent_t e0, e1;
@@ -994,8 +1172,7 @@ void bench(fa_dtype dt, const std::vector<int>& dims, int iters) {
                     cudaEventElapsedTime(&ms, e0, e1);
                     ms /= iters;
                     const double flops = 4.0 * b * h * static_cast<double>(s) * s * d / (causal ? 2.0 : 1.0);
-                    std::printf("%-6s %-5d %-7d %-6d %-6d %-10.3f %-10.1f\n", dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, causal, b, s, ms,
-                                flops / ms / 1e9);
+                    std::printf("%-6s %-5d %-7d %-6d %-6d %-10.3f %-10.1f\n", dtype_label(dt), d, causal, b, s, ms, flops / ms / 1e9);
                     cudaEventDestroy(e0);
                     cudaEventDestroy(e1);
                 }
@@ -1024,7 +1201,7 @@ void bench_decode(fa_dtype dt, const std::vector<int>& dims, int iters) {
                 if (cudaMalloc(&k, n * 2) != cudaSuccess || cudaMalloc(&v, n * 2) != cudaSuccess) {
                     cudaGetLastError();
                     if (k) cudaFree(k);
-                    std::printf("%-6s %-5d %-6d %-6d %-7d skipped: K/V do not fit\n", dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, h, b, kv);
+                    std::printf("%-6s %-5d %-6d %-6d %-7d skipped: K/V do not fit\n", dtype_label(dt), d, h, b, kv);
                     continue;
                 }
                 CUDA_CHECK(cudaMalloc(&q, static_cast<size_t>(b) * h * d * 2));
@@ -1041,8 +1218,8 @@ void bench_decode(fa_dtype dt, const std::vector<int>& dims, int iters) {
                 p.dtype = p.out_dtype = dt;
                 p.batch = b, p.seqlen_q = 1, p.seqlen_k = kv, p.nheads_q = p.nheads_kv = h, p.headdim_qk = p.headdim_v = d;
                 p.total_q = b, p.total_k = b * kv, p.kv_batch = b;
-                p.q = layout(q, 1, h, d, false), p.k = layout(k, kv, h, d, false), p.v = layout(v, kv, h, d, false);
-                p.out = layout(o, 1, h, d, false);
+                p.q = layout(q, 1, h, d, false, dt), p.k = layout(k, kv, h, d, false, dt), p.v = layout(v, kv, h, d, false, dt);
+                p.out = layout(o, 1, h, d, false, dt);
                 p.cache_seqlens = lens;
                 p.softmax_scale = static_cast<float>(1.0 / std::sqrt(d));
                 p.window_left = p.window_right = -1, p.num_splits = 0;
@@ -1051,7 +1228,7 @@ void bench_decode(fa_dtype dt, const std::vector<int>& dims, int iters) {
                 char reason[512];
                 if (fa_supports(&p, FA_OP_FORWARD_KVCACHE, reason, sizeof reason) != FA_OK ||
                     fa_workspace_size(&p, FA_OP_FORWARD_KVCACHE, &ws_bytes) != FA_OK) {
-                    std::printf("%-6s %-5d %-6d %-6d %-7d skipped: %s\n", dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, h, b, kv, reason);
+                    std::printf("%-6s %-5d %-6d %-6d %-7d skipped: %s\n", dtype_label(dt), d, h, b, kv, reason);
                 } else {
                     if (ws_bytes > 0) CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
                     p.workspace = ws, p.workspace_bytes = ws_bytes;
@@ -1092,7 +1269,7 @@ void bench_decode(fa_dtype dt, const std::vector<int>& dims, int iters) {
                     const double gbs = 2.0 * n * 2 / (ms * 1e6);
                     const double copy_gbs = 2.0 * n * 2 / (copy_ms * 1e6); /* bytes read + written */
                     std::printf("%-6s %-5d %-6d %-6d %-7d %-7d %-10.1f %-10.0f %-10.0f %-6.2f %-10.1f %-6.2f\n",
-                                dt == FA_DTYPE_F16 ? "fp16" : "bf16", d, h, b, kv, splits, ms * 1e3, gbs, copy_gbs, gbs / copy_gbs,
+                                dtype_label(dt), d, h, b, kv, splits, ms * 1e3, gbs, copy_gbs, gbs / copy_gbs,
                                 synced_ms * 1e3, 2.0 * n * 2 / (synced_ms * 1e6) / copy_gbs);
                     cudaEventDestroy(e0);
                     cudaEventDestroy(e1);
@@ -1102,6 +1279,16 @@ void bench_decode(fa_dtype dt, const std::vector<int>& dims, int iters) {
             }
         }
     }
+}
+
+/* --dtype NAME: bf16, fp16 or e4m3; false for any other name. */
+bool parse_dtype(const std::string& name, fa_dtype* dt) {
+    for (fa_dtype candidate : {FA_DTYPE_BF16, FA_DTYPE_F16, FA_DTYPE_F8_E4M3})
+        if (name == dtype_label(candidate)) {
+            *dt = candidate;
+            return true;
+        }
+    return false;
 }
 
 }  // namespace
@@ -1123,7 +1310,7 @@ int main(int argc, char** argv) {
         else if (a == "--bench-decode") do_bench_decode = true;
         else if (a == "--quick") quick = true; /* small problems only: for compute-sanitizer */
         else if (a == "--refusals-skip") g_refusals_skip = true;
-        else if (a == "--dtype" && i + 1 < argc) bench_dtype = std::string(argv[++i]) == "fp16" ? FA_DTYPE_F16 : FA_DTYPE_BF16;
+        else if (a == "--dtype" && i + 1 < argc && parse_dtype(argv[i + 1], &bench_dtype)) ++i;
         else if (a == "--iters" && i + 1 < argc) iters = std::atoi(argv[++i]);
         else if (a == "--d" && i + 1 < argc) {
             dims.clear();
@@ -1137,9 +1324,16 @@ int main(int argc, char** argv) {
                 pos = comma + 1;
             }
         } else {
-            std::fprintf(stderr, "usage: %s [--quick] [--refusals-skip] [--filter TEXT] [--bench | --bench-decode [--dtype bf16|fp16] [--d 64,128] [--iters N]]\n", argv[0]);
+            std::fprintf(stderr,
+                         "usage: %s [--quick] [--refusals-skip] [--filter TEXT]"
+                         " [--bench [--dtype bf16|fp16|e4m3] | --bench-decode [--dtype bf16|fp16] [--d 64,128] [--iters N]]\n",
+                         argv[0]);
             return 2;
         }
+    }
+    if (do_bench_decode && bench_dtype == FA_DTYPE_F8_E4M3) {
+        std::fprintf(stderr, "--bench-decode times fa_forward_kvcache, which takes no e4m3 inputs: --dtype bf16 or fp16\n");
+        return 2;
     }
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));

@@ -37,6 +37,7 @@
 #include <cuda_fp16.h>
 
 #include "fa_cuda_math.cuh"
+#include "fp8_transpose_v.cuh"
 #include "fwd_traits.cuh"
 #include "sm90_primitives.cuh"
 #include "sm90_wgmma.cuh"
@@ -51,8 +52,8 @@ using fa_cuda::kPosInf;
    parameter space for TMA). Strides in elements. */
 struct FwdParams {
     CUtensorMap tma_q; /* {headdim, rows, heads, batch} boxes {64, kBlockM, 1, 1}, 128B swizzle */
-    CUtensorMap tma_k; /* boxes {64, kBlockN, 1, 1} */
-    CUtensorMap tma_v;
+    CUtensorMap tma_k; /* boxes {64, kBlockN, 1, 1} (e4m3: 128-column boxes) */
+    CUtensorMap tma_v; /* e4m3: Vᵀ in the workspace (fp8_transpose_v.cuh), {cols, headdim_v, nheads_kv, 1}, boxes {128, kHeadDim, 1, 1} */
     void* out;
     int64_t o_batch_stride, o_row_stride, o_head_stride;
     float* lse; /* optional: (batch, hq, sq) or varlen (hq, total_q) */
@@ -97,6 +98,11 @@ struct FwdParams {
     float* o_partial;
     float* lse_partial;
     int64_t partial_rows; /* batch · nheads_q · seqlen_q */
+    /* ---- e4m3: descales per (sequence, kv head), NULL = 1 (FA3's q/k/v_descale) ---- */
+    const float* q_descale;
+    const float* k_descale;
+    const float* v_descale;
+    int64_t descale_batch_stride, descale_head_stride;
     CUtensorMap tma_o; /* out, boxes {64, 64, 1, 1}; last, so the other fields keep their offsets */
 };
 
@@ -234,7 +240,8 @@ template <class Traits>
 __device__ __forceinline__ void load_tile_slabs(uint8_t* dst, const CUtensorMap& tmap, int rows_per_slab, int row, int head,
                                                 int batch, uint64_t* bar) {
 #pragma unroll
-    for (int s = 0; s < Traits::kSlabs; ++s) tma_load_4d(dst + s * rows_per_slab * 128, tmap, 64 * s, row, head, batch, bar);
+    for (int s = 0; s < Traits::kSlabs; ++s)
+        tma_load_4d(dst + s * rows_per_slab * 128, tmap, Traits::kSlabCols * s, row, head, batch, bar);
 }
 
 /* A K or V tile of a paged cache: boxes of page_box_rows rows, each from its page. Boxes past the
@@ -251,7 +258,7 @@ __device__ __forceinline__ void load_paged_tile(uint8_t* dst, const CUtensorMap&
         const int page = pages[index];
 #pragma unroll
         for (int s = 0; s < Traits::kSlabs; ++s)
-            tma_load_4d(dst + (s * Traits::kBlockN + r) * 128, tmap, 64 * s, row, head, page, bar);
+            tma_load_4d(dst + (s * Traits::kBlockN + r) * 128, tmap, Traits::kSlabCols * s, row, head, page, bar);
     }
 }
 
@@ -291,10 +298,18 @@ __device__ void fwd_producer(const FwdParams& p, const FwdSmem<Traits>& sm) {
             load_kv(sm.k(k_state.index), p.tma_k, n, sm.k_full(k_state.index));
             k_state.advance();
         };
+        /* e4m3: the sequence's first column in Vᵀ */
+        const int64_t vt_col0 = Traits::kFp8 ? vt_start(p.cu_seqlens_k != nullptr ? c.k_row0 : static_cast<int64_t>(c.b) * p.seqlen_k, c.b) : 0;
         auto load_v = [&](int n) {
             mbar_wait(sm.v_empty(v_state.index), v_state.phase ^ 1u);
             const int tail = c.sk - n * Traits::kBlockN; /* rows of the tile that are keys */
-            if (p.zero_v_tail && tail < Traits::kBlockN) {
+            if constexpr (Traits::kFp8) { /* Vᵀ: zeros past the keys already (fp8_transpose_v.cuh) */
+                mbar_arrive_expect_tx(sm.v_full(v_state.index), Traits::kVBytes);
+#pragma unroll
+                for (int s = 0; s < Traits::kBlockN / 128; ++s)
+                    tma_load_4d(sm.v(v_state.index) + s * Traits::kHeadDim * 128, p.tma_v,
+                                static_cast<int32_t>(vt_col0 + n * Traits::kBlockN + 128 * s), 0, hk, 0, sm.v_full(v_state.index));
+            } else if (p.zero_v_tail && tail < Traits::kBlockN) {
                 /* Load on the private barrier, zero the rows past the keys, then let the consumers in. */
                 mbar_arrive_expect_tx(sm.v_tail(), Traits::kVBytes);
                 load_kv(sm.v(v_state.index), p.tma_v, n, sm.v_tail());
@@ -315,7 +330,7 @@ __device__ void fwd_producer(const FwdParams& p, const FwdSmem<Traits>& sm) {
         if (kCache && c.pack > 1) {
 #pragma unroll
             for (int s = 0; s < Traits::kSlabs; ++s)
-                tma_load_5d(sm.q() + s * Traits::kBlockM * 128, p.tma_q, 64 * s, 0, c.m_block * Traits::kBlockM / c.pack, hk,
+                tma_load_5d(sm.q() + s * Traits::kBlockM * 128, p.tma_q, Traits::kSlabCols * s, 0, c.m_block * Traits::kBlockM / c.pack, hk,
                             c.batch_coord, sm.q_full());
         } else {
             load_tile_slabs<Traits>(sm.q(), p.tma_q, Traits::kBlockM, c.q_row0 + c.m_block * Traits::kBlockM, c.h, c.batch_coord,
@@ -352,27 +367,30 @@ __device__ __forceinline__ void release(uint64_t* bar, int lane) {
 
 template <class Traits, typename Element>
 __device__ __forceinline__ void gemm_qk(float (&s)[Traits::kSRegs], uint32_t q_base, uint32_t k_base) {
-    constexpr bool kBf16 = std::is_same<Element, __nv_bfloat16>::value;
 #pragma unroll
     for (int kk = 0; kk < Traits::kQkSteps; ++kk) {
         const uint32_t slab = kk / 4, col = (kk % 4) * 32;
         const uint64_t da = make_desc_kmajor_sw128(q_base + slab * Traits::kBlockM * 128 + col);
         const uint64_t db = make_desc_kmajor_sw128(k_base + slab * Traits::kBlockN * 128 + col);
-        Wgmma<Traits::kBlockN>::template ss<kBf16>(s, da, db, kk == 0 ? 0u : 1u);
+        Wgmma<Traits::kBlockN>::template ss<Element>(s, da, db, kk == 0 ? 0u : 1u);
     }
 }
 
-/* O (+)= P·V: P from registers (4 per k16 step), V MN-major: 8 keys = 1024 B apart (SBO), the
-   64-column slabs kBlockN·128 B apart (LBO), k16 step = 16 keys = 2048 B. */
+/* O (+)= P·V: P from registers (4 per k step). 16-bit V MN-major: 8 keys = 1024 B apart (SBO), the
+   64-column slabs kBlockN·128 B apart (LBO), k16 step = 16 keys = 2048 B. e4m3 Vᵀ K-major like K in gemm_qk:
+   kHeadDim rows of 128-key slabs, k32 step = 32 B within the row. */
 template <class Traits, typename Element>
 __device__ __forceinline__ void gemm_pv(float (&o)[Traits::kORegs], const uint32_t (&pr)[Traits::kPRegs], uint32_t v_base,
                                         uint32_t accumulate) {
-    constexpr bool kBf16 = std::is_same<Element, __nv_bfloat16>::value;
 #pragma unroll
     for (int kk = 0; kk < Traits::kPvSteps; ++kk) {
-        const uint64_t db = make_smem_desc(v_base + kk * 2048, Traits::kBlockN * 128, 1024, kSwizzle128B);
+        uint64_t db;
+        if constexpr (Traits::kFp8)
+            db = make_desc_kmajor_sw128(v_base + (kk / 4) * Traits::kHeadDim * 128 + (kk % 4) * 32);
+        else
+            db = make_smem_desc(v_base + kk * 2048, Traits::kBlockN * 128, 1024, kSwizzle128B);
         const uint32_t a[4] = {pr[4 * kk], pr[4 * kk + 1], pr[4 * kk + 2], pr[4 * kk + 3]};
-        Wgmma<Traits::kHeadDim>::template rs<kBf16>(o, a, db, (kk == 0 && !accumulate) ? 0u : 1u);
+        Wgmma<Traits::kHeadDim>::template rs<Element>(o, a, db, (kk == 0 && !accumulate) ? 0u : 1u);
     }
 }
 
@@ -456,10 +474,38 @@ __device__ __forceinline__ bool softmax_step(float (&s)[Traits::kSRegs], RowStat
     return __any_sync(0xffffffffu, moved);
 }
 
+/* P as the A operand of P·V. 16-bit: pairs in accumulator order (the k16 A fragment is the accumulator layout,
+   F7). e4m3: per 32-key chunk, byte j of register r of the k32 fragment (F9: row g + 8(r & 1), k 16(r >> 1) +
+   4·quad + j) takes the accumulator fp8_p_acc(r, j) of that row: columns 16(r >> 1) + {2quad, 2quad + 1, 8 + 2quad,
+   9 + 2quad}; Vᵀ's columns are permuted to match (pv_key, fp8_transpose_v.cuh). */
+__host__ __device__ constexpr int fp8_p_acc(int r, int j) { return 8 * (r >> 1) + 2 * (r & 1) + (j & 1) + 4 * (j >> 1); }
+/* Checked at compile time for every thread: byte j of register r holds the accumulator of the A element's row, at
+   the S column that Vᵀ's column k puts against it (pv_key). */
+constexpr bool fp8_p_fragment_matches_vt() {
+    for (int t = 0; t < 128; ++t)
+        for (int r = 0; r < 4; ++r)
+            for (int j = 0; j < 4; ++j) {
+                const int i = fp8_p_acc(r, j);
+                if (wgmma_d_row(t, i) != wgmma_a8_row(t, r) || wgmma_d_col(t, i) != pv_key(wgmma_a8_k(t, r, j))) return false;
+            }
+    return true;
+}
+static_assert(fp8_p_fragment_matches_vt(), "e4m3 P fragment (F7 -> F9) and the key order of V^T disagree");
+
 template <class Traits, typename Element>
 __device__ __forceinline__ void scores_to_p(const float (&s)[Traits::kSRegs], uint32_t (&pr)[Traits::kPRegs]) {
+    if constexpr (Traits::kFp8) {
 #pragma unroll
-    for (int j = 0; j < Traits::kPRegs; ++j) pr[j] = fa_cuda::pack2<Element>(s[2 * j], s[2 * j + 1]);
+        for (int c = 0; c < Traits::kBlockN / 32; ++c) {
+#pragma unroll
+            for (int r = 0; r < 4; ++r)
+                pr[4 * c + r] = pack_e4m3x4(s[16 * c + fp8_p_acc(r, 0)], s[16 * c + fp8_p_acc(r, 1)], s[16 * c + fp8_p_acc(r, 2)],
+                                            s[16 * c + fp8_p_acc(r, 3)]);
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < Traits::kPRegs; ++j) pr[j] = fa_cuda::pack2<Element>(s[2 * j], s[2 * j + 1]);
+    }
 }
 
 template <class Traits>
@@ -490,14 +536,15 @@ __device__ __forceinline__ void store_lse(const RowState& rs, const FwdParams& p
 /* O /= ℓ, LSE, and the stores of the warpgroup's rows from registers (rows ≥ sq and columns ≥
    headdim_v are not written). `o` may be all zero with rs.sum = 0: a row that saw no key. With
    Traits::kStoreO16B the lanes of a row swap their pairs (quad_transpose) so that each writes 16
-   contiguous bytes per store: a quarter of the store instructions, and whole 32-byte sectors. */
+   contiguous bytes per store: a quarter of the store instructions, and whole 32-byte sectors. `out_scale`
+   multiplies O (e4m3: v_descale). */
 template <class Traits, typename Element>
 __device__ __forceinline__ void store_output(float (&o)[Traits::kORegs], const RowState& rs, const FwdParams& p,
-                                             const FwdTileCoord& c, int row0, int quad) {
+                                             const FwdTileCoord& c, int row0, int quad, float out_scale) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const float sum = fa_cuda::quad_sum(rs.sum[half]);
-        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        const float inv = sum > 0.0f ? out_scale / sum : 0.0f;
         const int m = c.m_block * Traits::kBlockM + row0 + 8 * half; /* tile row within the sequence */
         const bool in_rows = m < c.rows; /* the same for the 4 lanes of the row; every lane still shuffles */
         const RowHead rh = row_head(c, in_rows ? m : 0);
@@ -560,12 +607,12 @@ __device__ __forceinline__ void store_partial(float (&o)[Traits::kORegs], const 
 template <class Traits, typename Element>
 __device__ __forceinline__ void store_output_tma(float (&o)[Traits::kORegs], const RowState& rs, const FwdParams& p,
                                                  const FwdTileCoord& c, int row0, int quad, uint8_t* smem_o, int wg,
-                                                 int tid) {
+                                                 int tid, float out_scale) {
     float inv[2];
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const float sum = fa_cuda::quad_sum(rs.sum[half]);
-        inv[half] = sum > 0.0f ? 1.0f / sum : 0.0f;
+        inv[half] = sum > 0.0f ? out_scale / sum : 0.0f;
         const int row = c.m_block * Traits::kBlockM + row0 + 8 * half; /* no packed GQA here (o_tma is off with it) */
         if (row < c.sq && quad == 0) store_lse(rs, p, c, RowHead{row, c.h}, half, sum);
     }
@@ -590,7 +637,7 @@ __device__ __forceinline__ void store_output_tma(float (&o)[Traits::kORegs], con
         const int row = c.m_block * Traits::kBlockM + 64 * wg; /* rows past the sequence are clipped */
         if (row < c.sq) {
 #pragma unroll
-            for (int s = 0; s < Traits::kSlabs; ++s) tma_store_4d(p.tma_o, smem_o + s * 64 * 128, 64 * s, row, c.h, c.b);
+            for (int s = 0; s < Traits::kOSlabs; ++s) tma_store_4d(p.tma_o, smem_o + s * 64 * 128, 64 * s, row, c.h, c.b);
         }
         bulk_commit_group();
     }
@@ -616,15 +663,27 @@ __device__ __forceinline__ MaskedBlocks masked_blocks(const ScoreArgs& p, const 
     return MaskedBlocks{below > 0 ? (below + kBlockN - 1) / kBlockN : 0, max(limit, 0) / kBlockN};
 }
 
+/* e4m3: the tile's descales (FwdParams), 1 where absent: q·k's into the score scale, v's onto O. */
+struct Fp8Scales {
+    float qk, v;
+};
+__device__ __forceinline__ Fp8Scales fp8_scales(const FwdParams& p, const FwdTileCoord& c) {
+    const int64_t at = c.b * p.descale_batch_stride + static_cast<int64_t>(c.pack > 1 ? c.h : c.h / p.group) * p.descale_head_stride;
+    const float q = p.q_descale != nullptr ? p.q_descale[at] : 1.0f;
+    const float k = p.k_descale != nullptr ? p.k_descale[at] : 1.0f;
+    return Fp8Scales{q * k, p.v_descale != nullptr ? p.v_descale[at] : 1.0f};
+}
+
 template <class Traits, typename Element, bool kSoftcap, bool kCache>
 __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int wg) {
     constexpr int kStages = Traits::kStages;
+    using Out = std::conditional_t<Traits::kFp8, __nv_bfloat16, Element>; /* e4m3 writes bf16 */
     const int tid = threadIdx.x - 128 * (wg + 1);
     const int warp = tid / 32, lane = tid % 32;
     const int row0 = wg * 64 + warp * 16 + lane / 4; /* tile rows row0 and row0 + 8 */
     const int quad = lane % 4;
     const GemmTurn<Traits> turn{wg};
-    auto finish_tile = [&](float (&o)[Traits::kORegs], const RowState& rs, const FwdTileCoord& c) {
+    auto finish_tile = [&](float (&o)[Traits::kORegs], const RowState& rs, const FwdTileCoord& c, float out_scale) {
         if constexpr (kCache) {
             if (p.num_splits > 1) {
                 store_partial<Traits>(o, rs, p, c, row0, quad);
@@ -633,11 +692,11 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
         }
         if constexpr (Traits::kStoreOWithTma) {
             if (p.o_tma) {
-                store_output_tma<Traits, Element>(o, rs, p, c, row0, quad, sm.o(wg), wg, tid);
+                store_output_tma<Traits, Out>(o, rs, p, c, row0, quad, sm.o(wg), wg, tid, out_scale);
                 return;
             }
         }
-        store_output<Traits, Element>(o, rs, p, c, row0, quad);
+        store_output<Traits, Out>(o, rs, p, c, row0, quad, out_scale);
     };
     ScoreArgs args{p.scale_log2, p.score_scale, p.window_left, p.window_right};
     // Opaque to the compiler, so that it keeps them in registers rather than reloading them.
@@ -662,8 +721,15 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
             for (int i = 0; i < Traits::kORegs; ++i) o[i] = 0.0f;
             rs.ref[0] = rs.ref[1] = kNegInf;
             rs.sum[0] = rs.sum[1] = 0.0f;
-            finish_tile(o, rs, c);
+            finish_tile(o, rs, c, 1.0f);
             continue;
+        }
+        ScoreArgs tile_args = args;
+        float out_scale = 1.0f;
+        if constexpr (Traits::kFp8) {
+            const Fp8Scales d = fp8_scales(p, c);
+            (kSoftcap ? tile_args.score_scale : tile_args.scale_log2) *= d.qk;
+            out_scale = d.v;
         }
         const int offset = c.sk - c.sq;
         const int row_in_seq = c.m_block * Traits::kBlockM + row0;
@@ -685,7 +751,7 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
         k_state.advance();
         if (n == c.n_min) release(sm.q_empty(), lane);
         float factor[2];
-        softmax_step<Traits, kSoftcap, true>(s, rs, factor, args, needs_mask(n), n, row_in_seq, quad, offset,
+        softmax_step<Traits, kSoftcap, true>(s, rs, factor, tile_args, needs_mask(n), n, row_in_seq, quad, offset,
                                              c.sk, c.pack);
         scores_to_p<Traits, Element>(s, pr);
 
@@ -712,7 +778,7 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
             release(sm.k_empty(k_state.index), lane);
             k_state.advance();
             if (n == c.n_min) release(sm.q_empty(), lane);
-            rescale = softmax_step<Traits, kSoftcap, false>(s, rs, factor, args, needs_mask(n), n, row_in_seq,
+            rescale = softmax_step<Traits, kSoftcap, false>(s, rs, factor, tile_args, needs_mask(n), n, row_in_seq,
                                                             quad, offset, c.sk, c.pack);
             // The softmax of S(n) must run while P·V(n + 1) does: ptxas otherwise hoists the wait
             // for P·V above it (every MUFU after the wait in the SASS), stalling the warpgroup.
@@ -738,7 +804,7 @@ __device__ void fwd_consumer(const FwdParams& p, const FwdSmem<Traits>& sm, int 
         reg_fence(o);
         release(sm.v_empty(v_state.index), lane);
         v_state.advance();
-        finish_tile(o, rs, c);
+        finish_tile(o, rs, c, out_scale);
     }
     if constexpr (Traits::kStoreOWithTma) {
         if (p.o_tma && tid == 0) bulk_wait_group<0>(); /* the last stores done before the CTA's memory goes */

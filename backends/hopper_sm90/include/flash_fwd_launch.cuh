@@ -28,15 +28,21 @@
 
 namespace fa_sm90 {
 
-/* cuTensorMapEncodeTiled with what every map of this kernel shares: 16-bit elements, unit element strides, the
-   128-byte swizzle (the wgmma K-major / MN-major smem image), no interleave, zero fill out of bounds. */
+/* cuTensorMapEncodeTiled with what every map of this kernel shares: unit element strides, the 128-byte swizzle
+   (the wgmma K-major / MN-major smem image), no interleave, zero fill out of bounds. e4m3 travels as bytes. */
 inline CUresult encode_tiled(CUtensorMap* map, fa_dtype dtype, cuuint32_t rank, const void* data, const cuuint64_t* dims,
                              const cuuint64_t* strides, const cuuint32_t* box) {
     const cuuint32_t element_strides[5] = {1, 1, 1, 1, 1};
-    return cuTensorMapEncodeTiled(map, dtype == FA_DTYPE_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-                                  rank, const_cast<void*>(data), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                  CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const CUtensorMapDataType type = dtype == FA_DTYPE_BF16       ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                     : dtype == FA_DTYPE_F8_E4M3 ? CU_TENSOR_MAP_DATA_TYPE_UINT8
+                                                                 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+    return cuTensorMapEncodeTiled(map, type, rank, const_cast<void*>(data), dims, strides, box, element_strides,
+                                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
 }
+
+/* Bytes of an element, and the columns of a 128-byte swizzled box row (FwdTraits::kSlabCols). */
+inline uint64_t element_bytes(fa_dtype dtype) { return dtype == FA_DTYPE_F8_E4M3 ? 1 : 2; }
 
 inline const char* cu_error_text(CUresult r) {
     const char* text = nullptr;
@@ -45,20 +51,21 @@ inline const char* cu_error_text(CUresult r) {
 }
 
 /*
- * A 4-D TMA view {headdim, rows, heads, batch} of a bshd tensor with 64-column boxes of `box_rows` rows.
+ * A 4-D TMA view {headdim, rows, heads, batch} of a bshd tensor with 128-byte boxes (64 columns, 128 of e4m3) of
+ * `box_rows` rows.
  * Axes of extent 1 get a harmless stride (TMA checks every stride, even unused ones).
  */
 inline fa_status encode_tensor_map(CUtensorMap* map, const char* name, const void* data, fa_dtype dtype, int cols, int rows,
                                    int heads, int batch, int64_t row_stride, int64_t head_stride, int64_t batch_stride,
                                    int box_rows) {
-    const uint64_t elem = 2;
+    const uint64_t elem = element_bytes(dtype);
     const uint64_t fallback = static_cast<uint64_t>(row_stride) * elem * (rows > 0 ? rows : 1);
     const cuuint64_t dims[4] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows > 0 ? rows : 1),
                                 static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch > 0 ? batch : 1)};
     const cuuint64_t strides[3] = {static_cast<cuuint64_t>(row_stride) * elem,
                                    heads > 1 ? static_cast<cuuint64_t>(head_stride) * elem : fallback,
                                    batch > 1 ? static_cast<cuuint64_t>(batch_stride) * elem : fallback};
-    const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(box_rows), 1, 1};
+    const cuuint32_t box[4] = {static_cast<cuuint32_t>(128 / elem), static_cast<cuuint32_t>(box_rows), 1, 1};
     const CUresult r = encode_tiled(map, dtype, 4, data, dims, strides, box);
     if (r == CUDA_SUCCESS) return FA_OK;
     return fa_set_last_error(FA_ERR_UNSUPPORTED,
@@ -74,18 +81,31 @@ inline fa_status encode_tensor_map(CUtensorMap* map, const char* name, const voi
  */
 inline fa_status encode_packed_q_map(CUtensorMap* map, const fa_tensor& q, fa_dtype dtype, int cols, int group, int rows,
                                      int kv_heads, int batch, int block_m) {
-    const uint64_t elem = 2;
+    const uint64_t elem = element_bytes(dtype);
     const cuuint64_t dims[5] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(group), static_cast<cuuint64_t>(rows),
                                 static_cast<cuuint64_t>(kv_heads), static_cast<cuuint64_t>(batch)};
     const cuuint64_t strides[4] = {static_cast<cuuint64_t>(q.head_stride) * elem, static_cast<cuuint64_t>(q.row_stride) * elem,
                                    static_cast<cuuint64_t>(q.head_stride) * group * elem,
                                    static_cast<cuuint64_t>(q.batch_stride) * elem};
-    const cuuint32_t box[5] = {64, static_cast<cuuint32_t>(group), static_cast<cuuint32_t>(block_m / group), 1, 1};
+    const cuuint32_t box[5] = {static_cast<cuuint32_t>(128 / elem), static_cast<cuuint32_t>(group), static_cast<cuuint32_t>(block_m / group), 1, 1};
     const CUresult r = encode_tiled(map, dtype, 5, q.data, dims, strides, box);
     if (r == CUDA_SUCCESS) return FA_OK;
     return fa_set_last_error(FA_ERR_UNSUPPORTED,
                              "hopper_sm90: cannot describe fa_params.q to TMA as packed GQA (group %d, rows %d, kv heads %d, batch %d): %s",
                              group, rows, kv_heads, batch, cu_error_text(r));
+}
+
+/* e4m3: Vᵀ in the workspace (fp8_transpose_v.cuh) as {cols, headdim_v, nheads_kv, 1}, boxes of 128 keys × `rows`
+   (the head-dim bucket; rows past headdim_v are zero-filled). */
+inline fa_status encode_vt_map(CUtensorMap* map, const void* vt, int64_t cols, int headdim_v, int kv_heads, int rows) {
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(headdim_v), static_cast<cuuint64_t>(kv_heads), 1};
+    const cuuint64_t plane = static_cast<cuuint64_t>(cols) * headdim_v;
+    const cuuint64_t strides[3] = {static_cast<cuuint64_t>(cols), plane, plane * kv_heads};
+    const cuuint32_t box[4] = {128, static_cast<cuuint32_t>(rows), 1, 1};
+    const CUresult r = encode_tiled(map, FA_DTYPE_F8_E4M3, 4, vt, dims, strides, box);
+    if (r == CUDA_SUCCESS) return FA_OK;
+    return fa_set_last_error(FA_ERR_UNSUPPORTED, "hopper_sm90: cannot describe the transposed e4m3 V to TMA (%" PRId64 " x %d x %d): %s",
+                             cols, headdim_v, kv_heads, cu_error_text(r));
 }
 
 /*
@@ -135,7 +155,11 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     unsigned char* const workspace = static_cast<unsigned char*>(ctx.workspace);
     fa_tensor q = a.q;
     p.num_splits = 1;
-    if (cache_kernel) {
+    if constexpr (Traits::kFp8) {
+        if (cache_kernel) /* api.cu refuses these; a direct caller gets the same answer */
+            return fa_set_last_error(FA_ERR_UNSUPPORTED, "hopper_sm90: e4m3 runs fa_forward without paged K/V or splits");
+    }
+    if (cache_kernel || Traits::kFp8) {
         cache_plan = split_plan(a, ctx.num_sms);
         if (cache_plan.workspace_bytes > 0 && (ctx.workspace == nullptr || ctx.workspace_bytes < cache_plan.workspace_bytes))
             return fa_set_last_error(FA_ERR_INVALID_ARGUMENT, "fa_params.workspace_bytes must be at least %llu for this call; got %llu",
@@ -147,29 +171,31 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
             p.lse_partial = reinterpret_cast<float*>(workspace + cache_plan.partial_lse_offset);
         }
     }
-    if (kvcache) {
-        const fa_sm80::RotaryArgs rot{a.rotary_cos, a.rotary_sin, a.rotary_dim, a.rotary_interleaved};
-        if (small_args.seqlen_new > 0) {
-            const fa_sm80::AppendArgs n{a.k_new.data,         a.v_new.data,        a.k_new.batch_stride, a.k_new.row_stride,
-                                        a.k_new.head_stride,  a.v_new.batch_stride, a.v_new.row_stride,  a.v_new.head_stride,
-                                        small_args.seqlen_new};
-            fa_sm80::kvcache_append_kernel<Element><<<dim3(small_args.seqlen_new, a.batch), 128, 0, ctx.stream>>>(small_args, n, rot);
-            FA_TRY(fa_cuda::launch_status("hopper_sm90", "the kv-cache append kernel"));
+    if constexpr (!Traits::kFp8) { /* e4m3 never takes the cache kernel (refused above) */
+        if (kvcache) {
+            const fa_sm80::RotaryArgs rot{a.rotary_cos, a.rotary_sin, a.rotary_dim, a.rotary_interleaved};
+            if (small_args.seqlen_new > 0) {
+                const fa_sm80::AppendArgs n{a.k_new.data,         a.v_new.data,        a.k_new.batch_stride, a.k_new.row_stride,
+                                            a.k_new.head_stride,  a.v_new.batch_stride, a.v_new.row_stride,  a.v_new.head_stride,
+                                            small_args.seqlen_new};
+                fa_sm80::kvcache_append_kernel<Element><<<dim3(small_args.seqlen_new, a.batch), 128, 0, ctx.stream>>>(small_args, n, rot);
+                FA_TRY(fa_cuda::launch_status("hopper_sm90", "the kv-cache append kernel"));
+            }
+            if (a.rotary_dim > 0 && a.seqlen_q > 0) {
+                Element* q_rot = reinterpret_cast<Element*>(workspace + cache_plan.q_rotated_offset);
+                const int local = (small_args.window_left >= 0 || small_args.window_right >= 0) ? 1 : 0;
+                fa_sm80::rotate_q_kernel<Element><<<dim3(a.seqlen_q, a.batch), 128, 0, ctx.stream>>>(small_args, q_rot, rot, local);
+                FA_TRY(fa_cuda::launch_status("hopper_sm90", "the q rotation kernel"));
+                q.data = q_rot;
+                q.head_stride = a.headdim_qk;
+                q.row_stride = static_cast<int64_t>(a.nheads_q) * a.headdim_qk;
+                q.batch_stride = static_cast<int64_t>(a.seqlen_q) * q.row_stride;
+            }
+            p.cache_seqlens = a.cache_seqlens;
+            p.seqlen_new = small_args.seqlen_new;
+            p.cache_batch_idx = a.cache_batch_idx;
+            if (a.seqlen_q == 0) return FA_OK;
         }
-        if (a.rotary_dim > 0 && a.seqlen_q > 0) {
-            Element* q_rot = reinterpret_cast<Element*>(workspace + cache_plan.q_rotated_offset);
-            const int local = (small_args.window_left >= 0 || small_args.window_right >= 0) ? 1 : 0;
-            fa_sm80::rotate_q_kernel<Element><<<dim3(a.seqlen_q, a.batch), 128, 0, ctx.stream>>>(small_args, q_rot, rot, local);
-            FA_TRY(fa_cuda::launch_status("hopper_sm90", "the q rotation kernel"));
-            q.data = q_rot;
-            q.head_stride = a.headdim_qk;
-            q.row_stride = static_cast<int64_t>(a.nheads_q) * a.headdim_qk;
-            q.batch_stride = static_cast<int64_t>(a.seqlen_q) * q.row_stride;
-        }
-        p.cache_seqlens = a.cache_seqlens;
-        p.seqlen_new = small_args.seqlen_new;
-        p.cache_batch_idx = a.cache_batch_idx;
-        if (a.seqlen_q == 0) return FA_OK;
     }
     int kv_box_rows = Traits::kBlockN;
     if (paged) {
@@ -179,7 +205,7 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
         p.page_size = a.page_size;
         p.page_box_rows = kv_box_rows;
     }
-    p.zero_v_tail = (kvcache || paged || a.seqused_k != nullptr) ? 1 : 0;
+    p.zero_v_tail = !Traits::kFp8 && (kvcache || paged || a.seqused_k != nullptr) ? 1 : 0; /* e4m3: Vᵀ has zeros there */
 
     const int group = a.nheads_q / a.nheads_kv;
     p.pack_gqa = kvcache && kvcache_pack_gqa(a, Traits::kBlockM) > 1 ? 1 : 0;
@@ -195,12 +221,32 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     const void* v_data = no_keys ? q.data : a.v.data;
     FA_TRY(encode_tensor_map(&p.tma_k, "k", k_data, a.dtype, a.headdim_qk, no_keys ? 1 : k_rows, a.nheads_kv, kv_batch,
                                     no_keys ? q.row_stride : a.k.row_stride, a.k.head_stride, a.k.batch_stride, kv_box_rows));
-    FA_TRY(encode_tensor_map(&p.tma_v, "v", v_data, a.dtype, a.headdim_v, no_keys ? 1 : k_rows, a.nheads_kv, kv_batch,
-                                    no_keys ? q.row_stride : a.v.row_stride, a.v.head_stride, a.v.batch_stride, kv_box_rows));
+    if constexpr (Traits::kFp8) {
+        /* Vᵀ into the workspace first (fp8_transpose_v.cuh); the kernel loads it like K. */
+        uint8_t* vt = workspace + cache_plan.vt_offset;
+        const int64_t cols = vt_cols(a);
+        if (!no_keys) {
+            const VtArgs t{static_cast<const uint8_t*>(a.v.data), a.v.batch_stride, a.v.row_stride, a.v.head_stride, vt, cols,
+                           a.cu_seqlens_k, a.seqused_k, a.seqlen_k, a.headdim_v};
+            constexpr int kVtKeys = 64;
+            const int key_ctas = (a.seqlen_k + kFp8BlockN - 1) / kFp8BlockN * (kFp8BlockN / kVtKeys);
+            transpose_v_fp8_kernel<kVtKeys><<<dim3(key_ctas, a.nheads_kv, a.batch), 256, 0, ctx.stream>>>(t);
+            FA_TRY(fa_cuda::launch_status("hopper_sm90", "the e4m3 V transpose kernel"));
+        }
+        FA_TRY(encode_vt_map(&p.tma_v, no_keys ? q.data : vt, cols, a.headdim_v, a.nheads_kv, Traits::kHeadDim));
+        p.q_descale = a.q_descale;
+        p.k_descale = a.k_descale;
+        p.v_descale = a.v_descale;
+        p.descale_batch_stride = a.descale_batch_stride;
+        p.descale_head_stride = a.descale_head_stride;
+    } else {
+        FA_TRY(encode_tensor_map(&p.tma_v, "v", v_data, a.dtype, a.headdim_v, no_keys ? 1 : k_rows, a.nheads_kv, kv_batch,
+                                 no_keys ? q.row_stride : a.v.row_stride, a.v.head_stride, a.v.batch_stride, kv_box_rows));
+    }
     if constexpr (Traits::kStoreOWithTma) {
         p.o_tma = (varlen || p.num_splits > 1 || p.pack_gqa) ? 0 : 1;
         if (p.o_tma)
-            FA_TRY(encode_tensor_map(&p.tma_o, "out", a.out.data, a.dtype, a.headdim_v, q_rows, a.nheads_q, q_batch,
+            FA_TRY(encode_tensor_map(&p.tma_o, "out", a.out.data, a.out_dtype, a.headdim_v, q_rows, a.nheads_q, q_batch,
                                      a.out.row_stride, a.out.head_stride, a.out.batch_stride, 64));
     }
     p.out = a.out.data;
@@ -237,8 +283,10 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     fa_entry::normalise_window(a, p.window_left, p.window_right);
     if (p.num_tiles == 0) return FA_OK;
 
-    auto kernel =
-        cache_kernel ? flash_fwd_sm90_kernel<Traits, Element, Softcap, true> : flash_fwd_sm90_kernel<Traits, Element, Softcap, false>;
+    auto kernel = flash_fwd_sm90_kernel<Traits, Element, Softcap, false>;
+    if constexpr (!Traits::kFp8) { /* e4m3 has no cache kernel (refused above) */
+        if (cache_kernel) kernel = flash_fwd_sm90_kernel<Traits, Element, Softcap, true>;
+    }
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes);
     if (err != cudaSuccess)
         return fa_set_last_error(FA_ERR_DEVICE, "hopper_sm90: cannot give the forward kernel %d bytes of shared memory: %s",
@@ -248,12 +296,14 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
     const int grid = plan.ctas;
     kernel<<<grid, Traits::kThreads, Traits::kSmemBytes, ctx.stream>>>(p);
     FA_TRY(fa_cuda::launch_status("hopper_sm90", "the FA3 forward kernel"));
-    if (p.num_splits > 1) {
-        small_args.num_splits = p.num_splits;
-        small_args.o_partial = p.o_partial;
-        small_args.lse_partial = p.lse_partial;
-        fa_sm80::split_combine_kernel<Element><<<dim3((a.seqlen_q + 3) / 4, a.nheads_q, a.batch), 128, 0, ctx.stream>>>(small_args);
-        FA_TRY(fa_cuda::launch_status("hopper_sm90", "the split-KV combine kernel"));
+    if constexpr (!Traits::kFp8) {
+        if (p.num_splits > 1) {
+            small_args.num_splits = p.num_splits;
+            small_args.o_partial = p.o_partial;
+            small_args.lse_partial = p.lse_partial;
+            fa_sm80::split_combine_kernel<Element><<<dim3((a.seqlen_q + 3) / 4, a.nheads_q, a.batch), 128, 0, ctx.stream>>>(small_args);
+            FA_TRY(fa_cuda::launch_status("hopper_sm90", "the split-KV combine kernel"));
+        }
     }
     return FA_OK;
 }
@@ -261,13 +311,14 @@ fa_status run_fwd_with(const fa_params& a, const LaunchContext& ctx) {
 template <typename Element, int HeadDimQK, int HeadDimV, bool Softcap>
 fa_status run_fwd(const fa_params& a, const LaunchContext& ctx) {
     static_assert(HeadDimQK == HeadDimV, "the FA3 forward runs headdim_v == headdim_qk");
+    constexpr int kElemBytes = static_cast<int>(sizeof(Element));
     using ShortMasked = FwdShortMaskedTile<HeadDimQK, Softcap>;
-    if constexpr (ShortMasked::kHas) {
+    if constexpr (ShortMasked::kHas && kElemBytes == 2) {
         const bool masked = a.is_causal || a.window_left >= 0 || a.window_right >= 0;
         if (masked && a.seqlen_k <= ShortMasked::kMaxKeys)
             return run_fwd_with<typename ShortMasked::Traits, Element, Softcap>(a, ctx);
     }
-    return run_fwd_with<FwdInstanceTraits<HeadDimQK, Softcap>, Element, Softcap>(a, ctx);
+    return run_fwd_with<FwdInstanceTraits<HeadDimQK, Softcap, kElemBytes>, Element, Softcap>(a, ctx);
 }
 
 }  // namespace fa_sm90

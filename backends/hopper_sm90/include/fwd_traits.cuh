@@ -19,6 +19,7 @@
 #define FA_SM90_FWD_TRAITS_CUH
 
 #include <cstdint>
+#include <type_traits>
 
 namespace fa_sm90 {
 
@@ -70,10 +71,31 @@ struct FwdTile<256, Softcap> {
     static constexpr bool kStoreOWithTma = false;
 };
 
+/* d 256 e4m3 at 240 registers (O 128 + S 64 + P 16) spilled 12 bytes (80 with softcap) with the softmax kept ahead of
+   the wait for P·V; -DFA_SM90_FP8_D256_SOFTMAX_BEFORE_WAIT=0 builds the alternative for a measurement. */
+#ifndef FA_SM90_FP8_D256_SOFTMAX_BEFORE_WAIT
+#define FA_SM90_FP8_D256_SOFTMAX_BEFORE_WAIT 1
+#endif
+
+/* fp8 e4m3 tiles: the 16-bit tile's query rows, 128 keys. A key block is one 128-byte slab of transposed V
+   (dv × keys, keys contiguous: fp8 wgmma reads B only K-major) and four k32 steps of P·V; P takes 16
+   registers instead of 32, so d 256 fits 128 keys too. */
+template <int HeadDim, bool Softcap>
+struct FwdTileFp8 {
+    static constexpr int kBlockM = FwdTile<HeadDim, Softcap>::kBlockM, kBlockN = 128;
+    static constexpr bool kPingPong = true;
+    static constexpr bool kSoftmaxBeforeWait =
+        HeadDim == 256 ? FA_SM90_FP8_D256_SOFTMAX_BEFORE_WAIT != 0 : FwdTile<HeadDim, Softcap>::kSoftmaxBeforeWait;
+    static constexpr bool kStoreOWithTma = false; /* untimed */
+};
+
 template <int HeadDim, int BlockM, int BlockN, bool PingPong, int Stages = 2, bool SoftmaxBeforeWait = true,
-          bool StoreOWithTma = false>
+          bool StoreOWithTma = false, int ElemBytes = 2>
 struct FwdTraits {
     static constexpr int kHeadDim = HeadDim; /* head-dim bucket (q/k and v alike) */
+    /* Bytes per element of q, k, v: 2 (fp16, bf16) or 1 (e4m3; out is then bf16). */
+    static constexpr int kElemBytes = ElemBytes;
+    static constexpr bool kFp8 = ElemBytes == 1;
     static constexpr int kBlockM = BlockM;
     static constexpr int kBlockN = BlockN;
     static constexpr bool kPingPong = PingPong;
@@ -89,11 +111,15 @@ struct FwdTraits {
     static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;
     static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
 
-    /* 64-column slabs: rows of 128 B with the 128-byte swizzle, as TMA writes them (box {64, rows}). */
-    static constexpr int kSlabs = (HeadDim + 63) / 64;
+    /* Slabs: rows of 128 B with the 128-byte swizzle, as TMA writes them (box {kSlabCols, rows}): 64 columns of a
+       16-bit type, 128 of e4m3. Q and K: kSlabs along the head dim. V: 16-bit as K (keys × dv); e4m3 transposed
+       (dv × keys) in kBlockN / 128 slabs along the keys. O (16-bit out) has kOSlabs of 64 columns. */
+    static constexpr int kSlabCols = 128 / ElemBytes;
+    static constexpr int kSlabs = (HeadDim + kSlabCols - 1) / kSlabCols;
+    static constexpr int kOSlabs = (HeadDim + 63) / 64;
     static constexpr int kQBytes = kBlockM * kSlabs * 128;
     static constexpr int kKBytes = kBlockN * kSlabs * 128;
-    static constexpr int kVBytes = kBlockN * kSlabs * 128;
+    static constexpr int kVBytes = kFp8 ? HeadDim * kBlockN : kBlockN * kSlabs * 128;
     static constexpr int kQOffset = 0;
     static constexpr int kKOffset = kQOffset + kQBytes;
     static constexpr int kVOffset = kKOffset + kStages * kKBytes;
@@ -102,7 +128,7 @@ struct FwdTraits {
        from registers. Dense batches only (a varlen tile's box would reach into the next sequence:
        the kernel falls back to register stores there). Chosen per head dim by FwdTile::kStoreOWithTma. */
     static constexpr bool kStoreOWithTma = StoreOWithTma;
-    static constexpr int kOWarpgroupBytes = 64 * kSlabs * 128;
+    static constexpr int kOWarpgroupBytes = 64 * kOSlabs * 128;
     static constexpr int kOOffset = kVOffset + kStages * kVBytes;
     static constexpr int kOBytes = kStoreOWithTma ? kConsumers * kOWarpgroupBytes : 0;
     static constexpr int kBarrierOffset = kOOffset + kOBytes;
@@ -118,22 +144,23 @@ struct FwdTraits {
 
     /* Per-thread fragments of one consumer warpgroup (m64nN f32 accumulators: N/2 each). */
     static constexpr int kSRegs = kBlockN / 2;  /* scores of 64 rows × kBlockN keys */
-    static constexpr int kPRegs = kBlockN / 4;  /* the same as 16-bit pairs (PV A operand) */
+    static constexpr int kPRegs = kBlockN / (kFp8 ? 8 : 4); /* the same as 16-bit pairs or e4m3 quads (PV A operand) */
     static constexpr int kORegs = HeadDim / 2;  /* output accumulator */
-    static constexpr int kQkSteps = kSlabs * 4; /* k16 steps of S = Q·Kᵀ (padded head dim) */
-    static constexpr int kPvSteps = kBlockN / 16;
+    static constexpr int kQkSteps = kSlabs * 4; /* 32-byte k steps of S = Q·Kᵀ (padded head dim): k16, or k32 of e4m3 */
+    static constexpr int kPvSteps = kBlockN / (kFp8 ? 32 : 16);
 
     static_assert(kBlockM % 64 == 0 && kConsumers >= 2 && kConsumers <= 3, "2 or 3 consumer warpgroups");
     static_assert(kBlockN % 16 == 0 && kBlockN <= 256, "kBlockN: k16 steps of P·V, a TMA box of at most 256 rows");
+    static_assert(!kFp8 || kBlockN % 128 == 0, "e4m3: key blocks of whole 128-key slabs of transposed V");
     static_assert(kQBytes % 1024 == 0 && kKBytes % 1024 == 0, "tiles stay aligned to the 1024-byte swizzle atom");
     static_assert(kSmemBytes <= 232448, "shared memory per block on sm_90 is 227 KB");
 };
 
-/* The traits of the instance (dtype-independent). */
-template <int HeadDim, bool Softcap>
-using FwdInstanceTraits = FwdTraits<HeadDim, FwdTile<HeadDim, Softcap>::kBlockM, FwdTile<HeadDim, Softcap>::kBlockN,
-                                    FwdTile<HeadDim, Softcap>::kPingPong, 2, FwdTile<HeadDim, Softcap>::kSoftmaxBeforeWait,
-                                    FwdTile<HeadDim, Softcap>::kStoreOWithTma>;
+/* The traits of the instance (by element size: 16-bit types share them). */
+template <int HeadDim, bool Softcap, int ElemBytes, class Tile = std::conditional_t<ElemBytes == 1, FwdTileFp8<HeadDim, Softcap>,
+                                                                                    FwdTile<HeadDim, Softcap>>>
+using FwdInstanceTraits = FwdTraits<HeadDim, Tile::kBlockM, Tile::kBlockN, Tile::kPingPong, 2, Tile::kSoftmaxBeforeWait,
+                                    Tile::kStoreOWithTma, ElemBytes>;
 
 /* Fewer query rows per tile for short masked (causal / window) problems at d 64, where the
    192-row tile wastes more of its work on the diagonal (fa_sm90_fwd_tune, causal: +9–10 % at
@@ -142,7 +169,7 @@ using FwdInstanceTraits = FwdTraits<HeadDim, FwdTile<HeadDim, Softcap>::kBlockM,
    causal (logs/hopper_sm90-tune-d64-short-tile-2026-11-23.txt). */
 template <int HeadDim, bool Softcap>
 struct FwdShortMaskedTile {
-    static constexpr bool kHas = HeadDim == 64 && !Softcap;
+    static constexpr bool kHas = HeadDim == 64 && !Softcap; /* 16-bit types (run_fwd) */
     static constexpr int kMaxKeys = 1024;
     using Traits = FwdTraits<HeadDim, 128, 128, true, 2, true, true>;
 };

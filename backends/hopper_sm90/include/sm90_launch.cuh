@@ -15,12 +15,20 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include "fa_cuda_host.h"
 #include "flash_attn_abi.h"
+#include "fp8_transpose_v.cuh"
 #include "fwd_traits.cuh"
 /* The split rule and its limits are the sm80 backend's (one rule for both CUDA backends). */
 #include "../../cuda_sm80/include/flash_fwd_plan.cuh"
+
+/* fa_dtype constant → element type (instances.g.inc and the generated instance files name dtypes by constant). */
+#define FA_SM90_ELEMENT_FA_DTYPE_F16 __half
+#define FA_SM90_ELEMENT_FA_DTYPE_BF16 __nv_bfloat16
+#define FA_SM90_ELEMENT_FA_DTYPE_F8_E4M3 __nv_fp8_e4m3
+#define FA_SM90_ELEMENT(dtype) FA_SM90_ELEMENT_##dtype
 
 namespace fa_sm90 {
 
@@ -30,14 +38,18 @@ template <typename Element, int HeadDimQK, int HeadDimV, bool Softcap>
 fa_status run_fwd(const fa_params& params, const LaunchContext& ctx);
 
 /* Shared memory the forward instance of `headdim_bucket` needs (fa_supports checks it). */
+template <int ElemBytes>
 inline int fwd_smem_bytes(int headdim_bucket, bool softcap) {
     switch (headdim_bucket) {
-        case 64: return softcap ? FwdInstanceTraits<64, true>::kSmemBytes : FwdInstanceTraits<64, false>::kSmemBytes;
-        case 96: return FwdInstanceTraits<96, false>::kSmemBytes;
-        case 128: return FwdInstanceTraits<128, false>::kSmemBytes;
-        case 192: return FwdInstanceTraits<192, false>::kSmemBytes;
-        default: return FwdInstanceTraits<256, false>::kSmemBytes;
+        case 64: return softcap ? FwdInstanceTraits<64, true, ElemBytes>::kSmemBytes : FwdInstanceTraits<64, false, ElemBytes>::kSmemBytes;
+        case 96: return FwdInstanceTraits<96, false, ElemBytes>::kSmemBytes;
+        case 128: return FwdInstanceTraits<128, false, ElemBytes>::kSmemBytes;
+        case 192: return FwdInstanceTraits<192, false, ElemBytes>::kSmemBytes;
+        default: return FwdInstanceTraits<256, false, ElemBytes>::kSmemBytes;
     }
+}
+inline int fwd_smem_bytes(fa_dtype dtype, int headdim_bucket, bool softcap) {
+    return dtype == FA_DTYPE_F8_E4M3 ? fwd_smem_bytes<1>(headdim_bucket, softcap) : fwd_smem_bytes<2>(headdim_bucket, softcap);
 }
 
 /* The head-dim bucket (compiled instance) of a head dim, 0 if none. */
@@ -49,14 +61,15 @@ inline int round_headdim(int headdim) {
 }
 
 /*
- * Split count and workspace of a call on the cache kernel (kv cache, paged K/V, num_splits > 1;
- * fa_workspace_size and the launch agree through it). Splits: num_splits > 1 as asked (at most one
- * per key block and kMaxSplits); for the kv cache 0 takes the sm80 backend's wave rule
- * (flash_fwd_plan.cuh) with one resident CTA per SM; else none. Workspace: the fp32 partials (O,
- * LSE) when split, and the rotated q when the kv cache rotates.
+ * Split count and workspace of a call (fa_workspace_size and the launch agree through it). Splits (the
+ * cache kernel: kv cache, paged K/V, num_splits > 1): num_splits > 1 as asked (at most one per key block and
+ * kMaxSplits); for the kv cache 0 takes the sm80 backend's wave rule (flash_fwd_plan.cuh) with one resident
+ * CTA per SM; else none. Workspace: the fp32 partials (O, LSE) when split, the rotated q when the kv cache
+ * rotates, and for e4m3 the transposed V (fp8_transpose_v.cuh).
  */
 struct SplitPlan : fa_sm80::SplitWorkspace {
     int num_splits = 1;
+    uint64_t vt_offset = 0;
 };
 
 /* Packed GQA for the kv cache (flash_fwd_kernel.cuh, FwdParams::pack_gqa): the backends' rule
@@ -95,6 +108,10 @@ inline SplitPlan split_plan(const fa_params& p, int num_sms) {
         plan.num_splits = fa_sm80::heuristic_splits(p.batch * (p.nheads_q / pack) * m_blocks, key_blocks, num_sms, 1);
     }
     static_cast<fa_sm80::SplitWorkspace&>(plan) = fa_sm80::split_workspace(p, plan.num_splits, kvcache && p.rotary_dim > 0);
+    if (p.dtype == FA_DTYPE_F8_E4M3) {
+        plan.vt_offset = fa_sm80::align_up(plan.workspace_bytes, 256);
+        plan.workspace_bytes = plan.vt_offset + vt_bytes(p);
+    }
     return plan;
 }
 

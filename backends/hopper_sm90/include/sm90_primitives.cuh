@@ -28,6 +28,12 @@
 //     waits until <= N groups pending. Accumulators must not be touched before their group completes.
 //  F7 [9.7.15.5.1.1 register fragments, Fig. "WGMMA .m64nNk16 D"] f32 D: thread t, warp w=t/32, lane l,
 //     g=l/4, q=l%4: d[i] -> row = 16w + g + 8*((i>>1)&1), col = 8*(i>>2) + 2q + (i&1).
+//  F9 [9.7.15.5.1.1, wgmma .m64nNk32 A in registers, 8-bit types] thread t (warp w, g = lane/4, q = lane%4)
+//     holds 4 .b32 registers of 4 elements each, byte j of register r at row 16w + g + 8*(r&1),
+//     k = 16*(r>>1) + 4q + j (CuTe's ALayout_64x32 decodes to the same). fp8 wgmma takes no transpose
+//     immediates: A and B both K-major (".e4m3 ... scale-d, imm-scale-a, imm-scale-b").
+//  F10 [9.7.9.21 cvt] cvt.rn.satfinite.e4m3x2.f32 d, a, b: d (.b16) holds a converted in its upper byte and
+//     b in its lower byte, rounded to nearest even, saturated to the largest finite value (±448).
 //  F8 [9.7.17.1 setmaxnreg] setmaxnreg.{inc,dec}.sync.aligned.u32 N, N in [24,256], multiple of 8, whole
 //     warpgroup executes it; needs a known register count at entry (__launch_bounds__(T,1)); .inc blocks
 //     until the CTA pool has enough registers (over-subscription hangs).
@@ -208,8 +214,20 @@ __device__ __forceinline__ void wgmma_m64n64k16_f32_bf16_ss(float (&d)[32], uint
 }
 
 // D-fragment coordinates (F7) for accumulator index i of thread t (0..127) of the warpgroup.
-__host__ __device__ __forceinline__ int wgmma_d_row(int t, int i) { return 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1); }
-__host__ __device__ __forceinline__ int wgmma_d_col(int t, int i) { return 8 * (i >> 2) + 2 * (t % 4) + (i & 1); }
+__host__ __device__ constexpr int wgmma_d_row(int t, int i) { return 16 * (t / 32) + (t % 32) / 4 + 8 * ((i >> 1) & 1); }
+__host__ __device__ constexpr int wgmma_d_col(int t, int i) { return 8 * (i >> 2) + 2 * (t % 4) + (i & 1); }
+// A-fragment coordinates (F9) of byte j of register r of thread t, for an 8-bit k32 step.
+__host__ __device__ constexpr int wgmma_a8_row(int t, int r) { return 16 * (t / 32) + (t % 32) / 4 + 8 * (r & 1); }
+__host__ __device__ constexpr int wgmma_a8_k(int t, int r, int j) { return 16 * (r >> 1) + 4 * (t % 4) + j; }
+
+// ---------------------------------------------------------------- e4m3 (F10)
+// Four floats as e4m3 bytes of one register, b0 in the lowest byte.
+__device__ __forceinline__ uint32_t pack_e4m3x4(float b0, float b1, float b2, float b3) {
+  uint16_t lo, hi;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %2, %1;" : "=h"(lo) : "f"(b0), "f"(b1));
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %2, %1;" : "=h"(hi) : "f"(b2), "f"(b3));
+  return static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+}
 
 // ---------------------------------------------------------------- setmaxnreg (F8)
 template <int N>

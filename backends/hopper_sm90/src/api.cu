@@ -11,7 +11,9 @@
 // rows), split over the keys when asked or when the (sequence, head) tiles leave SMs idle; append,
 // rotary and the split combine are the sm80 backend's small kernels (flash_fwd_launch.cuh). A paged
 // or split fa_forward takes the same cache kernel.
-// What this library refuses (backward, ALiBi, dropout, sinks, leftpad_k, fp8 ...) the dispatcher
+// e4m3 inputs run fa_forward (dense or varlen, no paged K/V or splits; head dims multiples of 16), V transposed
+// into the workspace first (fp8_transpose_v.cuh).
+// What this library refuses (backward, ALiBi, dropout, sinks, leftpad_k, fp8 in the kv cache ...) the dispatcher
 // takes to cuda_sm80. Every entry point is wrapped in fa_guarded.
 #include <cinttypes>
 #include <cstdio>
@@ -51,10 +53,6 @@ struct Instance {
     RunFn run;
 };
 
-#define FA_SM90_ELEMENT_FA_DTYPE_F16 __half
-#define FA_SM90_ELEMENT_FA_DTYPE_BF16 __nv_bfloat16
-#define FA_SM90_ELEMENT(dtype) FA_SM90_ELEMENT_##dtype
-
 #define FA_INSTANCE_FWD(key, dtype, qk, v, softcap) \
     {key, dtype, qk, (softcap) != 0, &fa_sm90::run_fwd<FA_SM90_ELEMENT(dtype), qk, v, (softcap) != 0>},
 
@@ -74,13 +72,15 @@ const Instance* find_instance(fa_dtype dtype, int headdim, bool softcap) {
 void fill_capabilities(fa_capabilities* caps) {
     std::memset(caps, 0, sizeof *caps);
     caps->struct_size = sizeof *caps;
-    bool any = false;
+    bool any = false, fp8 = false;
     for (const Instance& i : kInstances) {
         if (i.key == nullptr) continue;
         caps->dtypes |= 1u << static_cast<unsigned>(i.dtype);
         any = true;
+        fp8 |= i.dtype == FA_DTYPE_F8_E4M3;
     }
-    caps->features[FA_OP_FORWARD] = any ? kForwardFeatures : 0;
+    /* e4m3: fa_forward only (the kv cache lacks FA_FEATURE_FP8, so the capability gate refuses it there) */
+    caps->features[FA_OP_FORWARD] = any ? kForwardFeatures | (fp8 ? FA_FEATURE_FP8 : 0) : 0;
     caps->features[FA_OP_FORWARD_KVCACHE] = any ? kKvcacheFeatures : 0;
     caps->features[FA_OP_BACKWARD] = 0;        /* the Hopper backward is a separate issue */
     caps->max_headdim = 256;
@@ -110,9 +110,22 @@ fa_status check_problem(const fa_params& p, fa_op op) {
         return fa_set_last_error(FA_ERR_UNSUPPORTED,
                                  "%s cannot run %s: softmax_scale must be > 0 (the row maximum is taken on unscaled scores); got %g",
                                  kBackendName, fa_op_name(op), static_cast<double>(p.softmax_scale));
-    FA_TRY(fa_entry::check_layout_16b(kBackendName, "q", p.q, op));
-    FA_TRY(fa_entry::check_layout_16b(kBackendName, "k", p.k, op));
-    FA_TRY(fa_entry::check_layout_16b(kBackendName, "v", p.v, op));
+    const bool fp8 = p.dtype == FA_DTYPE_F8_E4M3;
+    if (fp8) {
+        if (p.block_table != nullptr || p.num_splits > 1)
+            return fa_set_last_error(FA_ERR_UNSUPPORTED,
+                                     "%s cannot run %s with e4m3 inputs and %s: its e4m3 forward reads a dense or varlen K/V "
+                                     "without splits",
+                                     kBackendName, fa_op_name(op), p.block_table != nullptr ? "paged K/V" : "num_splits > 1");
+        if (p.headdim_qk % 16 != 0)
+            return fa_set_last_error(FA_ERR_UNSUPPORTED, "%s cannot run %s: e4m3 head dims must be multiples of 16; got %d",
+                                     kBackendName, fa_op_name(op), p.headdim_qk);
+    }
+    /* TMA reads rows in 16-byte pieces: 8 elements of a 16-bit type, 16 of e4m3 (out is 16-bit either way) */
+    const int elem_bytes = fp8 ? 1 : 2;
+    FA_TRY(fa_entry::check_layout_16b(kBackendName, "q", p.q, op, elem_bytes));
+    FA_TRY(fa_entry::check_layout_16b(kBackendName, "k", p.k, op, elem_bytes));
+    FA_TRY(fa_entry::check_layout_16b(kBackendName, "v", p.v, op, elem_bytes));
     FA_TRY(fa_entry::check_layout_16b(kBackendName, "out", p.out, op));
     return FA_OK;
 }
@@ -144,7 +157,7 @@ fa_status check_device(const fa_params& p, fa_op op, const Instance& instance, f
                                  "%s cannot run %s: its sm_90a kernels (wgmma, TMA, setmaxnreg) need compute capability 9.0; "
                                  "device %d is %d.%d",
                                  kBackendName, fa_op_name(op), p.device, info.cc_major, info.cc_minor);
-    const int smem = fa_sm90::fwd_smem_bytes(instance.headdim, instance.softcap);
+    const int smem = fa_sm90::fwd_smem_bytes(instance.dtype, instance.headdim, instance.softcap);
     if (smem > info.max_smem_optin)
         return fa_set_last_error(FA_ERR_UNSUPPORTED,
                                  "%s cannot run %s: instance %s needs %d bytes of shared memory per block; device %d allows %d",
