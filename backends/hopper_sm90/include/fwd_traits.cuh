@@ -71,21 +71,17 @@ struct FwdTile<256, Softcap> {
     static constexpr bool kStoreOWithTma = false;
 };
 
-/* d 256 e4m3 at 240 registers (O 128 + S 64 + P 16) spilled 12 bytes (80 with softcap) with the softmax kept ahead of
-   the wait for P·V; -DFA_SM90_FP8_D256_SOFTMAX_BEFORE_WAIT=0 builds the alternative for a measurement. */
-#ifndef FA_SM90_FP8_D256_SOFTMAX_BEFORE_WAIT
-#define FA_SM90_FP8_D256_SOFTMAX_BEFORE_WAIT 1
-#endif
-
 /* fp8 e4m3 tiles: the 16-bit tile's query rows, 128 keys. A key block is one 128-byte slab of transposed V
    (dv × keys, keys contiguous: fp8 wgmma reads B only K-major) and four k32 steps of P·V; P takes 16
-   registers instead of 32, so d 256 fits 128 keys too. */
+   registers instead of 32, so d 256 fits 128 keys too (O 128 + S 64 + P 16 at 240 registers: ptxas spills 12 bytes,
+   80 with softcap). d 256 lets the wait for P·V come before the softmax (no schedule_after): H100, 2026-11-24, one
+   call, the two builds timed one after the other: −1…+2 % non-causal, −1…+5 % causal (+3–5 % at 1k–4k keys); the
+   spill stays (logs/hopper_sm90-fp8-first-2026-11-24.txt). */
 template <int HeadDim, bool Softcap>
 struct FwdTileFp8 {
     static constexpr int kBlockM = FwdTile<HeadDim, Softcap>::kBlockM, kBlockN = 128;
     static constexpr bool kPingPong = true;
-    static constexpr bool kSoftmaxBeforeWait =
-        HeadDim == 256 ? FA_SM90_FP8_D256_SOFTMAX_BEFORE_WAIT != 0 : FwdTile<HeadDim, Softcap>::kSoftmaxBeforeWait;
+    static constexpr bool kSoftmaxBeforeWait = HeadDim == 256 ? false : FwdTile<HeadDim, Softcap>::kSoftmaxBeforeWait;
     static constexpr bool kStoreOWithTma = false; /* untimed */
 };
 
