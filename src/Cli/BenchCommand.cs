@@ -35,7 +35,7 @@ internal static class BenchCommand
     private static readonly Option<string?> Seqlen = new("--seqlen", "-s") { Description = "Sequence lengths, comma-separated [default: 512,…,16384; quick: 128,256,512]" };
     private static readonly Option<string> Causal = new("--causal") { Description = "Causal configs: both, true or false", DefaultValueFactory = _ => "both" };
     private static readonly Option<string?> Direction = new("--direction") { Description = "fwd, bwd, fwd+bwd, comma-separated [default: all]" };
-    private static readonly Option<string?> DTypeOpt = new("--dtype") { Description = "bf16, fp16, fp32, comma-separated [default: bf16,fp16; quick: bf16]" };
+    private static readonly Option<string?> DTypeOpt = new("--dtype") { Description = "bf16, fp16, fp32, e4m3 (forward only; not with --decode), comma-separated [default: bf16,fp16; quick: bf16]" };
     private static readonly Option<string?> Backend = new("--backend") { Description = "Force a backend by name" };
     private static readonly Option<bool> Quick = new("--quick") { Description = "A tiny grid usable on a CPU: 2048 tokens, model dim 512, d 64/128, seqlen 128–512, bf16, 3 iterations" };
     private static readonly Option<int?> Warmup = new("--warmup") { Description = "Untimed runs per config [default: 2; quick: 1]" };
@@ -74,8 +74,9 @@ internal static class BenchCommand
         int iters = parse.GetValue(Iters) ?? (quick ? 3 : 10);
         var headdims = IntList(parse.GetValue(Headdim), "--headdim") ?? (quick ? [64, 128] : DefaultHeaddims);
         var seqlens = IntList(parse.GetValue(Seqlen), "--seqlen") ?? (quick ? [128, 256, 512] : DefaultSeqlens);
-        var directions = StringList(parse.GetValue(Direction), "--direction", Directions) ?? Directions;
-        var dtypes = (StringList(parse.GetValue(DTypeOpt), "--dtype", ["bf16", "fp16", "fp32"]) ?? (quick ? ["bf16"] : ["bf16", "fp16"]))
+        var chosenDirections = StringList(parse.GetValue(Direction), "--direction", Directions);
+        var directions = chosenDirections ?? Directions;
+        var dtypes = (StringList(parse.GetValue(DTypeOpt), "--dtype", ["bf16", "fp16", "fp32", "e4m3"]) ?? (quick ? ["bf16"] : ["bf16", "fp16"]))
             .Select(DTypes.Parse).ToArray();
         bool[] causals = parse.GetValue(Causal) switch { "true" => [true], "false" => [false], _ => [false, true] };
         if (tokens < 1 || modelDim < 1 || iters < 1 || warmup < 0)
@@ -85,11 +86,13 @@ internal static class BenchCommand
         foreach (int s in seqlens)
             if (s > tokens) throw new UsageException($"--seqlen {s} exceeds --tokens {tokens} (batch = tokens / seqlen must be >= 1).");
 
+        // e4m3 has no backward: unless --direction asks for it (and is told why it is skipped), it runs fwd only.
         var grid = (from dt in dtypes
                     from d in headdims
                     from c in causals
                     from s in seqlens
                     from dir in directions
+                    where dt != DType.Float8E4M3 || dir == "fwd" || chosenDirections is not null
                     select new BenchConfig(dt, d, c, s, dir, tokens / s, modelDim / d)).ToList();
 
         var dispatcher = parse.GetValue(Backend) is string name ? Dispatcher.Default.WithBackend(name) : Dispatcher.Default;

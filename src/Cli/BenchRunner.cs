@@ -120,7 +120,7 @@ internal sealed class BenchRunner(Dispatcher dispatcher, int tokens, int modelDi
             var host = HostInputs(dtype);
             long[] flat = [(long)tokens * modelDim];
             b = new Buffers(host[0].To(device), host[1].To(device), host[2].To(device), host[3].To(device),
-                TensorFactory.Zeros(dtype, flat, device), TensorFactory.Zeros(dtype, flat, device),
+                TensorFactory.Zeros(AttentionValidator.OutDTypeFor(dtype), flat, device), TensorFactory.Zeros(dtype, flat, device),
                 TensorFactory.Zeros(dtype, flat, device), TensorFactory.Zeros(dtype, flat, device));
             _device[(dtype, device)] = b;
         }

@@ -54,8 +54,10 @@ internal sealed record ProblemSpec
         if (Warmup < 0) throw new UsageException($"--warmup must be >= 0; got {Warmup}.");
         if (Heads % HeadsKv != 0)
             throw new UsageException($"--heads ({Heads}) must be a multiple of --heads-kv ({HeadsKv}).");
-        if (DType is not (DType.Float16 or DType.BFloat16 or DType.Float32))
-            throw new UsageException($"--dtype must be fp16, bf16 or fp32; got {DType.ShortName()}.");
+        if (DType is not (DType.Float16 or DType.BFloat16 or DType.Float32 or DType.Float8E4M3))
+            throw new UsageException($"--dtype must be fp16, bf16, fp32 or e4m3; got {DType.ShortName()}.");
+        if (DType == DType.Float8E4M3 && (Backward || KvCache))
+            throw new UsageException($"--dtype e4m3 runs the forward only (inference); drop {(Backward ? "--backward" : "--kvcache")}.");
         if (Varlen && KvCache)
             throw new UsageException("--varlen and --kvcache cannot be combined (the KV cache is dense or paged per sequence).");
         if (Backward && KvCache)
@@ -90,7 +92,7 @@ internal static class ProblemOptions
     public static readonly Option<int?> HeadsKv = new("--heads-kv") { Description = "Key/value heads (GQA/MQA when fewer than --heads) [default: heads]" };
     public static readonly Option<int> Headdim = new("--headdim", "-d") { Description = "Head dimension of q and k", DefaultValueFactory = _ => 64 };
     public static readonly Option<int?> HeaddimV = new("--headdim-v") { Description = "Head dimension of v [default: headdim]" };
-    public static readonly Option<string> DTypeOpt = new("--dtype") { Description = "Element type: fp16, bf16 or fp32", DefaultValueFactory = _ => "bf16" };
+    public static readonly Option<string> DTypeOpt = new("--dtype") { Description = "Element type: fp16, bf16, fp32 or e4m3 (fp8 forward with a bf16 output; hopper_sm90)", DefaultValueFactory = _ => "bf16" };
     public static readonly Option<bool> Causal = new("--causal") { Description = "Causal mask (aligned to the bottom-right corner)" };
     public static readonly Option<string?> Window = new("--window") { Description = "Sliding window L,R (-1 = unbounded side), e.g. 128,0", HelpName = "L,R" };
     public static readonly Option<float> Softcap = new("--softcap") { Description = "Softcap c: scores become c·tanh(scores/c) (0 = off)" };
@@ -116,7 +118,7 @@ internal static class ProblemOptions
 
     static ProblemOptions()
     {
-        DTypeOpt.AcceptOnlyFromAmong("fp16", "bf16", "fp32");
+        DTypeOpt.AcceptOnlyFromAmong("fp16", "bf16", "fp32", "e4m3");
         Window.Validators.Add(r =>
         {
             string? text = r.GetValueOrDefault<string?>();

@@ -11,36 +11,64 @@ internal sealed record RefSequence(int Sq, int Sk, double[] Q, double[] K, doubl
 /// <summary>
 /// The scalar options of docs/semantics.md after normalisation (see <see cref="ReferenceAttention.Normalize"/>).
 /// </summary>
+/// <param name="ScoreAccumulationUlp">
+/// e4m3: <see cref="ReferenceAttention.E4m3AccumulationUlp"/>, and the forward also returns each row's LSE allowance; 0 otherwise.
+/// </param>
 internal sealed record RefParams(
     int Hq, int Hk, int D, int Dv, double Scale, double Softcap, int WindowLeft, int WindowRight,
-    double[]? AlibiSlopes, double DropoutP);
+    double[]? AlibiSlopes, double DropoutP, double ScoreAccumulationUlp = 0);
 
 /// <summary>Dropout decision for (query head, row, key) of one sequence; true = kept.</summary>
 internal delegate bool KeepMask(int h, int i, int j);
 
-/// <summary>Forward result of one sequence: out [sq, hq, dv], lse [hq, sq] (natural log, +∞ for a row that sees no key).</summary>
-internal sealed record RefForward(double[] Out, double[] Lse);
+/// <summary>
+/// Forward result of one sequence: out [sq, hq, dv], lse [hq, sq] (natural log, +∞ for a row that sees no key), and
+/// with <see cref="RefParams.ScoreAccumulationUlp"/> the most the tensor cores' accumulation may move each LSE [hq, sq].
+/// </summary>
+internal sealed record RefForward(double[] Out, double[] Lse, double[]? LseAllowance = null);
 
 /// <summary>Gradients of one sequence, shaped like its q, k and v.</summary>
 internal sealed record RefGradients(double[] DQ, double[] DK, double[] DV);
 
 /// <summary>
+/// Where the low-precision baseline rounds, and to what: the scores (q·kᵀ, the softcap), the softmax
+/// probabilities, and the output (and every step of the backward). For e4m3 inputs it follows upstream
+/// FlashAttention 3's fp8 baseline: scores and output in bf16 (the output dtype), the probabilities in e4m3.
+/// </summary>
+internal sealed record Rounding(Func<double, double> Scores, Func<double, double> Probabilities, Func<double, double> Output);
+
+/// <summary>
 /// A naive, readable implementation of docs/semantics.md: every score is computed, masked and
-/// normalised explicitly. With <c>round</c> = identity it is the float64 reference; with a
-/// rounding to the test dtype it is the "low-precision baseline" of the correctness rule
-/// (rounding after q·kᵀ, after the softmax and after P·V, and likewise in the backward).
+/// normalised explicitly. With <see cref="Exact"/> rounding it is the float64 reference; with
+/// <see cref="Baseline"/> it is the "low-precision baseline" of the correctness rule (rounding after
+/// q·kᵀ, after the softmax and after P·V, and likewise in the backward).
 /// </summary>
 internal static class ReferenceAttention
 {
     /// <summary>Float64: no rounding.</summary>
-    public static readonly Func<double, double> Exact = x => x;
+    public static readonly Rounding Exact = new(x => x, x => x, x => x);
+
+    /// <summary>
+    /// The H100's fp8 tensor cores accumulate q·k into 13 mantissa bits, truncating (Khattak and Mikaitis, "Accurate
+    /// Models of NVIDIA Tensor Cores", arXiv 2512.07004): each k32 step may lose 2^-13 of the sum of |products|.
+    /// </summary>
+    public const double E4m3AccumulationUlp = 1.0 / 8192;
+
+    /// <summary>The baseline's roundings for inputs of <paramref name="dtype"/>.</summary>
+    public static Rounding Baseline(DType dtype)
+    {
+        if (dtype == DType.Float8E4M3) return new(RoundTo(DType.BFloat16), RoundTo(DType.Float8E4M3), RoundTo(DType.BFloat16));
+        var round = RoundTo(dtype);
+        return new(round, round, round);
+    }
 
     /// <summary>Rounds a value to <paramref name="dtype"/> and back.</summary>
-    public static Func<double, double> RoundTo(DType dtype) => dtype switch
+    private static Func<double, double> RoundTo(DType dtype) => dtype switch
     {
         DType.Float16 => x => (double)(Half)x,
         DType.BFloat16 => x => (double)BFloat16.FromSingle((float)x),
         DType.Float32 => x => (float)x,
+        DType.Float8E4M3 => x => (double)Float8E4M3.FromSingle((float)x),
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "Not a floating dtype."),
     };
 
@@ -67,10 +95,11 @@ internal static class ReferenceAttention
         return (p.WindowLeft < 0 || j >= a - p.WindowLeft) && (p.WindowRight < 0 || j <= a + p.WindowRight);
     }
 
-    public static RefForward Forward(RefSequence s, RefParams p, KeepMask? keep, Func<double, double> round)
+    public static RefForward Forward(RefSequence s, RefParams p, KeepMask? keep, Rounding round)
     {
         var output = new double[s.Sq * p.Hq * p.Dv];
         var lse = new double[p.Hq * s.Sq];
+        double[]? allowance = p.ScoreAccumulationUlp > 0 ? new double[p.Hq * s.Sq] : null;
         Parallel.For(0, p.Hq, h =>
         {
             var scores = new double[s.Sk];
@@ -79,6 +108,7 @@ internal static class ReferenceAttention
             {
                 double rowLse = RowProbabilities(s, p, h, i, round, scores, probs);
                 lse[h * s.Sq + i] = rowLse;
+                if (allowance is not null) allowance[h * s.Sq + i] = ScoreAccumulationBound(s, p, h, i);
                 var o = output.AsSpan((i * p.Hq + h) * p.Dv, p.Dv);
                 if (double.IsPositiveInfinity(rowLse)) continue; // sees no key: out = 0
                 int kvh = KvHead(p, h);
@@ -89,20 +119,42 @@ internal static class ReferenceAttention
                     var vj = s.V.AsSpan((j * p.Hk + kvh) * p.Dv, p.Dv);
                     for (int c = 0; c < p.Dv; c++) o[c] += w * vj[c];
                 }
-                for (int c = 0; c < p.Dv; c++) o[c] = round(o[c]);
+                for (int c = 0; c < p.Dv; c++) o[c] = round.Output(o[c]);
             }
         });
-        return new RefForward(output, lse);
+        return new RefForward(output, lse, allowance);
+    }
+
+    /// <summary>
+    /// The most the tensor cores' accumulation may move a visible score of row i — ulp · (k32 steps + 1) · scale ·
+    /// Σ|q_x k_x| — and so its LSE (the softcap and the LSE are 1-Lipschitz in the scores).
+    /// </summary>
+    private static double ScoreAccumulationBound(RefSequence s, RefParams p, int h, int i)
+    {
+        int kvh = KvHead(p, h);
+        var qi = s.Q.AsSpan((i * p.Hq + h) * p.D, p.D);
+        double worst = 0;
+        for (int j = 0; j < s.Sk; j++)
+        {
+            if (!Visible(p, s.Sq, s.Sk, i, j)) continue;
+            var kj = s.K.AsSpan((j * p.Hk + kvh) * p.D, p.D);
+            double sumAbs = 0;
+            for (int x = 0; x < p.D; x++) sumAbs += Math.Abs(qi[x] * kj[x]);
+            worst = Math.Max(worst, sumAbs);
+        }
+        return p.ScoreAccumulationUlp * ((p.D + 31) / 32 + 1) * p.Scale * worst;
     }
 
     /// <param name="dOut">[sq, hq, dv]</param>
     /// <param name="output">The forward output [sq, hq, dv] (for D_i = Σ dO·out).</param>
-    public static RefGradients Backward(RefSequence s, RefParams p, double[] dOut, double[] output, KeepMask? keep, Func<double, double> round)
+    public static RefGradients Backward(RefSequence s, RefParams p, double[] dOut, double[] output, KeepMask? keep, Rounding rounding)
     {
         var dq = new double[s.Q.Length];
         var dk = new double[s.K.Length];
         var dv = new double[s.V.Length];
         int group = p.Hq / p.Hk;
+        // No backward takes e4m3 inputs: every other dtype rounds each step to itself.
+        var round = rounding.Output;
         // One task per kv head: dk and dv of a kv head sum over its query heads.
         Parallel.For(0, p.Hk, kvh =>
         {
@@ -112,7 +164,7 @@ internal static class ReferenceAttention
             {
                 for (int i = 0; i < s.Sq; i++)
                 {
-                    double rowLse = RowProbabilities(s, p, h, i, round, scores, probs);
+                    double rowLse = RowProbabilities(s, p, h, i, rounding, scores, probs);
                     if (double.IsPositiveInfinity(rowLse)) continue; // no key: contributes nothing
                     var qi = s.Q.AsSpan((i * p.Hq + h) * p.D, p.D);
                     var doi = dOut.AsSpan((i * p.Hq + h) * p.Dv, p.Dv);
@@ -159,7 +211,7 @@ internal static class ReferenceAttention
     /// and the scaled, not yet capped scores into <paramref name="scores"/>. Returns the row's LSE
     /// (+∞ when the row sees no key).
     /// </summary>
-    private static double RowProbabilities(RefSequence s, RefParams p, int h, int i, Func<double, double> round,
+    private static double RowProbabilities(RefSequence s, RefParams p, int h, int i, Rounding round,
         double[] scores, double[] probs)
     {
         int kvh = KvHead(p, h);
@@ -174,9 +226,9 @@ internal static class ReferenceAttention
                 logits[j] = double.NegativeInfinity;
                 continue;
             }
-            double raw = round(p.Scale * Dot(qi, s.K.AsSpan((j * p.Hk + kvh) * p.D, p.D)));
+            double raw = round.Scores(p.Scale * Dot(qi, s.K.AsSpan((j * p.Hk + kvh) * p.D, p.D)));
             scores[j] = raw;
-            double x = p.Softcap > 0 ? round(p.Softcap * Math.Tanh(raw / p.Softcap)) : raw;
+            double x = p.Softcap > 0 ? round.Scores(p.Softcap * Math.Tanh(raw / p.Softcap)) : raw;
             if (p.AlibiSlopes is not null) x -= p.AlibiSlopes[h] * Math.Abs(a - j);
             logits[j] = x;
             max = Math.Max(max, x);
@@ -193,7 +245,7 @@ internal static class ReferenceAttention
             probs[j] = e;
             sum += e;
         }
-        for (int j = 0; j < s.Sk; j++) probs[j] = round(probs[j] / sum);
+        for (int j = 0; j < s.Sk; j++) probs[j] = round.Probabilities(probs[j] / sum);
         return max + Math.Log(sum);
     }
 

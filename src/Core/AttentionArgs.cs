@@ -38,6 +38,10 @@ public sealed record AttentionArgs
     public Tensor? DSink { get; init; }
     /// <summary>Optional output, u8 (b, hq, sq, sk).</summary>
     public Tensor? DropoutMask { get; init; }
+    /// <summary>e4m3 dequantisation factors, fp32 (b, hk) each; null = 1.</summary>
+    public Tensor? QDescale { get; init; }
+    public Tensor? KDescale { get; init; }
+    public Tensor? VDescale { get; init; }
 
     public Tensor? CuSeqlensQ { get; init; }
     public Tensor? CuSeqlensK { get; init; }
@@ -59,6 +63,7 @@ public sealed record AttentionArgs
         [
             ("q", Q), ("k", K), ("v", V), ("out", Out), ("lse", Lse), ("dout", DOut), ("dq", DQ), ("dk", DK), ("dv", DV),
             ("alibi_slopes", AlibiSlopes), ("sink_logits", SinkLogits), ("dsink", DSink), ("dropout_mask", DropoutMask),
+            ("q_descale", QDescale), ("k_descale", KDescale), ("v_descale", VDescale),
             ("cu_seqlens_q", CuSeqlensQ), ("cu_seqlens_k", CuSeqlensK), ("seqused_k", SequsedK), ("leftpad_k", LeftpadK),
             ("block_table", BlockTable), ("cache_seqlens", CacheSeqlens), ("cache_batch_idx", CacheBatchIdx),
             ("k_new", KNew), ("v_new", VNew), ("rotary_cos", RotaryCos), ("rotary_sin", RotarySin),

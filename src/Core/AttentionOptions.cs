@@ -49,6 +49,19 @@ public sealed record AttentionOptions
 
     /// <summary>Split the keys this many ways and combine partial results by LSE. 0 = heuristic, 1 = no split.</summary>
     public int NumSplits { get; init; }
+
+    /// <summary>
+    /// e4m3 inputs only: the factor that dequantises q, fp32 (batch, nheads_kv) on q's device; null = 1.
+    /// Query head h of sequence b uses entry [b, h / (nheads / nheads_kv)]. Scores become
+    /// scale · q_descale · k_descale · (q·k) (upstream FlashAttention 3's q_descale).
+    /// </summary>
+    public Tensor? QDescale { get; init; }
+
+    /// <summary>e4m3 inputs only: the factor that dequantises k, like <see cref="QDescale"/>.</summary>
+    public Tensor? KDescale { get; init; }
+
+    /// <summary>e4m3 inputs only: the factor that dequantises v, like <see cref="QDescale"/>: out = v_descale · softmax(scores)·v.</summary>
+    public Tensor? VDescale { get; init; }
 }
 
 /// <summary>

@@ -37,6 +37,7 @@ public static class AttentionValidator
             Problem = problem,
             Q = q, K = k, V = v, Out = output, Lse = lse,
             AlibiSlopes = options.AlibiSlopes, SinkLogits = options.SinkLogits,
+            QDescale = options.QDescale, KDescale = options.KDescale, VDescale = options.VDescale,
             CuSeqlensQ = varlen?.CuSeqlensQ, CuSeqlensK = varlen?.CuSeqlensK, SequsedK = varlen?.SequsedK,
             LeftpadK = varlen?.LeftpadK, BlockTable = varlen?.BlockTable,
         };
@@ -507,7 +508,27 @@ public static class AttentionValidator
             if (sink.DType != DType.Float32 || sink.Rank != 1 || sink.Size(0) != s.NheadsQ)
                 throw new ArgumentException($"options.SinkLogits must be fp32 of shape ({s.NheadsQ}); got {sink}.", "options.SinkLogits");
         }
+        CheckDescale(o.QDescale, "options.QDescale", s);
+        CheckDescale(o.KDescale, "options.KDescale", s);
+        CheckDescale(o.VDescale, "options.VDescale", s);
         _ = op;
+    }
+
+    /// <summary>
+    /// An e4m3 dequantisation factor: fp32 (batch, nheads_kv) on q's device. Any strides: the C ABI shares one
+    /// pair of descale strides between q, k and v, so native backends stage views that are not contiguous.
+    /// </summary>
+    private static void CheckDescale(Tensor? t, string name, QkvShape s)
+    {
+        if (t is null) return;
+        if (s.DType != DType.Float8E4M3)
+            throw new ArgumentException($"{name} applies to e4m3 inputs only (it dequantises them); q is {s.DType.ShortName()}. Drop it, or pass e4m3 q, k and v.", name);
+        if (t.DType != DType.Float32)
+            throw new ArgumentException($"{name} must be fp32; got {t.DType.ShortName()}.", name);
+        if (t.Rank != 2 || t.Size(0) != s.Batch || t.Size(1) != s.NheadsKv)
+            throw new ArgumentException(
+                $"{name} must have shape [{s.Batch}, {s.NheadsKv}] (batch{(s.IsVarlen ? " = sequences in cu_seqlens" : "")}, nheads_kv); got {t}.", name);
+        CheckDevice(t, name, s.Device, allowHost: false);
     }
 
     private static AttentionProblem BuildProblem(AttentionOp op, QkvShape s, AttentionOptions o, DType outDType)
@@ -572,7 +593,8 @@ public static class AttentionValidator
         };
     }
 
-    private static DType OutDTypeFor(DType input) => input == DType.Float8E4M3 ? DType.BFloat16 : input;
+    /// <summary>Dtype of a forward's output for inputs of <paramref name="input"/>: bf16 for e4m3, else the same.</summary>
+    public static DType OutDTypeFor(DType input) => input == DType.Float8E4M3 ? DType.BFloat16 : input;
 
     private static long[] OutShape(QkvShape s) => s.IsVarlen ? [s.TotalQ, s.NheadsQ, s.HeaddimV] : [s.Batch, s.SeqlenQ, s.NheadsQ, s.HeaddimV];
 

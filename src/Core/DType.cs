@@ -58,9 +58,10 @@ public static class DTypes
         if (typeof(T) == typeof(Half)) return DType.Float16;
         if (typeof(T) == typeof(BFloat16)) return DType.BFloat16;
         if (typeof(T) == typeof(float)) return DType.Float32;
+        if (typeof(T) == typeof(Float8E4M3)) return DType.Float8E4M3;
         if (typeof(T) == typeof(int)) return DType.Int32;
         if (typeof(T) == typeof(byte)) return DType.UInt8;
-        throw new NotSupportedException($"Element type {typeof(T).Name} has no DType; use Half, BFloat16, float, int or byte.");
+        throw new NotSupportedException($"Element type {typeof(T).Name} has no DType; use Half, BFloat16, float, Float8E4M3, int or byte.");
     }
 
     /// <summary>Unit roundoff (half the distance from 1 to the next value) of a floating dtype.</summary>

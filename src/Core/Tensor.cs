@@ -128,12 +128,12 @@ public sealed class Tensor
             DType.Float32 => FromArray(new float[count], shape),
             DType.Int32 => FromArray(new int[count], shape),
             DType.UInt8 => FromArray(new byte[count], shape),
-            DType.Float8E4M3 => Create(new ManagedStorage<byte>(new byte[count]), DType.Float8E4M3, 0, shape),
+            DType.Float8E4M3 => FromArray(new Float8E4M3[count], shape),
             _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "Unknown dtype."),
         };
     }
 
-    /// <summary>A new host tensor holding <paramref name="values"/> rounded to <paramref name="dtype"/>.</summary>
+    /// <summary>A new host tensor holding <paramref name="values"/> rounded to <paramref name="dtype"/> (e4m3 saturates at ±448: <see cref="Float8E4M3.FromSingle(float)"/>).</summary>
     public static Tensor FromDoubles(DType dtype, ReadOnlySpan<double> values, params long[] shape)
     {
         var t = Zeros(dtype, shape);
@@ -143,6 +143,7 @@ public sealed class Tensor
         {
             case DType.Float16: { var a = t.HostArray<Half>(); for (int i = 0; i < a.Length; i++) a[i] = (Half)values[i]; break; }
             case DType.BFloat16: { var a = t.HostArray<BFloat16>(); for (int i = 0; i < a.Length; i++) a[i] = (BFloat16)values[i]; break; }
+            case DType.Float8E4M3: { var a = t.HostArray<Float8E4M3>(); for (int i = 0; i < a.Length; i++) a[i] = (Float8E4M3)values[i]; break; }
             case DType.Float32: { var a = t.HostArray<float>(); for (int i = 0; i < a.Length; i++) a[i] = (float)values[i]; break; }
             case DType.Int32: { var a = t.HostArray<int>(); for (int i = 0; i < a.Length; i++) a[i] = checked((int)values[i]); break; }
             default: throw new NotSupportedException($"FromDoubles does not support {dtype.ShortName()}.");
@@ -235,6 +236,7 @@ public sealed class Tensor
             {
                 DType.Float16 => (double)((Half*)basePtr)[off],
                 DType.BFloat16 => ((BFloat16*)basePtr)[off],
+                DType.Float8E4M3 => ((Float8E4M3*)basePtr)[off],
                 DType.Float32 => ((float*)basePtr)[off],
                 DType.Int32 => ((int*)basePtr)[off],
                 DType.UInt8 => ((byte*)basePtr)[off],
@@ -244,7 +246,7 @@ public sealed class Tensor
         return result;
     }
 
-    /// <summary>Writes <paramref name="values"/> (row-major order of the view) rounded to the dtype.</summary>
+    /// <summary>Writes <paramref name="values"/> (row-major order of the view) rounded to the dtype as <see cref="FromDoubles"/> does.</summary>
     public unsafe void CopyFrom(ReadOnlySpan<double> values)
     {
         RequireHost();
@@ -260,6 +262,7 @@ public sealed class Tensor
             {
                 case DType.Float16: ((Half*)basePtr)[off] = (Half)v; break;
                 case DType.BFloat16: ((BFloat16*)basePtr)[off] = (BFloat16)v; break;
+                case DType.Float8E4M3: ((Float8E4M3*)basePtr)[off] = (Float8E4M3)v; break;
                 case DType.Float32: ((float*)basePtr)[off] = (float)v; break;
                 case DType.Int32: ((int*)basePtr)[off] = checked((int)v); break;
                 default: throw new NotSupportedException($"CopyFrom does not support {DType.ShortName()}.");

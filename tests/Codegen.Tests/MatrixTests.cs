@@ -36,14 +36,14 @@ public sealed class MatrixTests
         Assert.Equal(24, Count("cuda_sm80", "fwd"));
         Assert.Equal(24, Count("cuda_sm80", "fwd_split"));
         Assert.Equal(24, Count("cuda_sm80", "bwd"));
-        // hopper_sm90 fwd: 5 head dims × {fp16, bf16} × softcap (no backward instances yet).
-        Assert.Equal(5 * 2 * 2, Count("hopper_sm90", "fwd"));
+        // hopper_sm90 fwd: 5 head dims × {fp16, bf16, e4m3} × softcap (no backward instances yet).
+        Assert.Equal(5 * 3 * 2, Count("hopper_sm90", "fwd"));
         Assert.Equal(0, Count("hopper_sm90", "bwd"));
         // rocm_ck: 6 head dims × 2 dtypes × dropout {0,1} (fwd, bwd); split-KV has no switch.
         Assert.Equal(6 * 2 * 2, Count("rocm_ck", "fwd"));
         Assert.Equal(6 * 2, Count("rocm_ck", "fwd_splitkv"));
         Assert.Equal(6 * 2 * 2, Count("rocm_ck", "bwd"));
-        Assert.Equal(72 + 20 + 60, Expanded.Count);
+        Assert.Equal(72 + 30 + 60, Expanded.Count);
     }
 
     [Fact]
@@ -67,7 +67,7 @@ public sealed class MatrixTests
         Assert.Equal([64, 96, 128, 192, 256], hopper.HeaddimBuckets("fwd"));
         Assert.Equal(64, hopper.BucketFor("fwd", 40));
         Assert.Null(hopper.BucketFor("fwd", 300));
-        Assert.Equal([DType.Float16, DType.BFloat16], hopper.Dtypes("fwd"));
+        Assert.Equal([DType.Float16, DType.BFloat16, DType.Float8E4M3], hopper.Dtypes("fwd"));
 
         var capped = hopper.Find("fwd", DType.BFloat16, 192, 192, new Dictionary<string, SwitchValue> { ["softcap"] = true });
         Assert.NotNull(capped);

@@ -131,8 +131,9 @@ internal sealed unsafe class NativeBackend : AttentionBackend
     {
         var problem = args.Problem;
         if (_spec.DeviceKind == DeviceKind.Cuda) CudaDriver.MakeCurrent(problem.Device.Ordinal);
-        // The ABI takes device addresses of contiguous metadata (and rotary tables): stage
-        // host or strided ones as contiguous device copies for the duration of the call.
+        // The ABI takes device addresses of contiguous metadata (and rotary tables, and the fp8
+        // descales, whose one pair of strides q, k and v share): stage host or strided ones as
+        // contiguous device copies for the duration of the call.
         var staged = new List<Tensor>();
         Tensor? Place(Tensor? t)
         {
@@ -144,6 +145,7 @@ internal sealed unsafe class NativeBackend : AttentionBackend
         var onDevice = args with
         {
             AlibiSlopes = Place(args.AlibiSlopes), SinkLogits = Place(args.SinkLogits),
+            QDescale = Place(args.QDescale), KDescale = Place(args.KDescale), VDescale = Place(args.VDescale),
             CuSeqlensQ = Place(args.CuSeqlensQ), CuSeqlensK = Place(args.CuSeqlensK), SequsedK = Place(args.SequsedK),
             LeftpadK = Place(args.LeftpadK), BlockTable = Place(args.BlockTable),
             CacheSeqlens = Place(args.CacheSeqlens), CacheBatchIdx = Place(args.CacheBatchIdx),

@@ -74,6 +74,16 @@ internal static unsafe class NativeParams
             r.block_table = (int*)Ptr(table);
             r.block_table_batch_stride = table.Stride(0);
         }
+        if ((a.QDescale ?? a.KDescale ?? a.VDescale) is Tensor descale)
+        {
+            // (batch, nheads_kv) each. The ABI has one pair of strides for all three: the caller passes
+            // contiguous ones (NativeBackend stages others), which differ at most on axes of size 1.
+            r.descale_batch_stride = descale.Stride(0);
+            r.descale_head_stride = descale.Stride(1);
+        }
+        r.q_descale = (float*)Ptr(a.QDescale);
+        r.k_descale = (float*)Ptr(a.KDescale);
+        r.v_descale = (float*)Ptr(a.VDescale);
         r.sink_logits = (float*)Ptr(a.SinkLogits);
         r.dsink = (float*)Ptr(a.DSink);
         r.dropout_mask = (byte*)Ptr(a.DropoutMask);

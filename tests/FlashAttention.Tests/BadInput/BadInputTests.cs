@@ -58,6 +58,14 @@ public class BadInputTests
 
     private static Tensor NewKv(int seqlenNew = 2, int d = D) => T(DType.Float16, B, seqlenNew, Hk, d);
 
+    // fp8: e4m3 q/k/v of the good shapes; descales are fp32 (B, Hk).
+    private const DType E4M3 = DType.Float8E4M3;
+
+    private static AttentionResult Fwd8(AttentionOptions o, Tensor? output = null) => Disp.Forward(Q(E4M3), K(E4M3), V(E4M3), o, output);
+
+    /// <summary>An fp32 (2, 2) tensor that claims to live on cuda:0 (never dereferenced: the validator only reads its device).</summary>
+    private static Tensor OnCuda() => Tensor.Create(new NativeStorage(0x1000, 16, Device.Cuda(0)), DType.Float32, 0, [B, Hk]);
+
     private static readonly Dictionary<string, Case> Cases = new()
     {
         // ---------------------------------------------------------------- ranks and shapes
@@ -107,6 +115,20 @@ public class BadInputTests
         ["q int32"] = new(() => Disp.Forward(Q(DType.Int32), K(DType.Int32), V(DType.Int32)), typeof(ArgumentException), "q", "fp16, bf16, fp32", "got i32"),
         ["output wrong shape"] = new(() => Disp.Forward(Q(), K(), V(), null, T(DType.Float16, B, Sq, Hq, D + 1)), typeof(ArgumentException), "output", "[2, 8, 4, 32]"),
         ["output wrong dtype"] = new(() => Disp.Forward(Q(), K(), V(), null, T(DType.Float32, B, Sq, Hq, D)), typeof(ArgumentException), "output", "fp16", "got fp32"),
+
+        // ---------------------------------------------------------------- fp8
+        ["descale with fp16 inputs"] = new(() => Fwd(new AttentionOptions { QDescale = T(DType.Float32, B, Hk) }), typeof(ArgumentException), "options.QDescale", "e4m3 inputs only", "q is fp16"),
+        ["descale fp16"] = new(() => Fwd8(new AttentionOptions { KDescale = T(DType.Float16, B, Hk) }), typeof(ArgumentException), "options.KDescale", "fp32", "got fp16"),
+        ["descale per query head"] = new(() => Fwd8(new AttentionOptions { VDescale = T(DType.Float32, B, Hq) }), typeof(ArgumentException), "options.VDescale", "[2, 2]", "nheads_kv"),
+        ["descale rank 1"] = new(() => Fwd8(new AttentionOptions { QDescale = T(DType.Float32, B) }), typeof(ArgumentException), "options.QDescale", "[2, 2]"),
+        ["varlen descale with a row per token"] = new(() => Disp.ForwardVarlen(T(E4M3, 10, Hq, D), T(E4M3, 20, Hk, D), T(E4M3, 20, Hk, D), Vl(),
+            new AttentionOptions { KDescale = T(DType.Float32, 10, Hk) }), typeof(ArgumentException), "options.KDescale", "[2, 2]", "sequences in cu_seqlens"),
+        ["descale on another device than q"] = new(() => Fwd8(new AttentionOptions { VDescale = OnCuda() }), typeof(ArgumentException), "options.VDescale", "cpu", "cuda:0"),
+        ["fp8 output destination"] = new(() => Fwd8(new AttentionOptions(), T(E4M3, B, Sq, Hq, D)), typeof(ArgumentException), "output", "bf16", "got e4m3"),
+        ["fp8 backward"] = new(() => Disp.Backward(T(DType.BFloat16, B, Sq, Hq, D), Q(E4M3), K(E4M3), V(E4M3), T(DType.BFloat16, B, Sq, Hq, D), T(DType.Float32, B, Hq, Sq)),
+            typeof(ArgumentException), "q", "backward", "fp8"),
+        ["fp8 kv cache"] = new(() => Disp.ForwardWithKvCache(T(E4M3, B, 1, Hq, D), K(E4M3), V(E4M3), new KvCacheInputs { CacheSeqlens = Ints(1, 1) }),
+            typeof(ArgumentException), "q", "ForwardWithKvCache", "fp8"),
 
         // ---------------------------------------------------------------- backward
         ["backward lse wrong shape"] = new(() => Bwd(Q(), lse: T(DType.Float32, B, Sq, Hq)), typeof(ArgumentException), "lse", "[2, 4, 8]"),

@@ -9,6 +9,7 @@ internal static class Numerics
         DType.Float16 => (double)(Half)x,
         DType.BFloat16 => (double)BFloat16.FromSingle((float)x),
         DType.Float32 => (float)x,
+        DType.Float8E4M3 => (double)Float8E4M3.FromSingle((float)x),
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "Not a floating test dtype."),
     };
 

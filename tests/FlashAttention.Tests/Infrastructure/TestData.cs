@@ -67,6 +67,7 @@ internal sealed class TestData(int seed)
             case DType.Float16: host.ToArray<Half>().CopyTo(copy.HostArray<Half>(), 0); break;
             case DType.BFloat16: host.ToArray<BFloat16>().CopyTo(copy.HostArray<BFloat16>(), 0); break;
             case DType.Float32: host.ToArray<float>().CopyTo(copy.HostArray<float>(), 0); break;
+            case DType.Float8E4M3: host.ToArray<Float8E4M3>().CopyTo(copy.HostArray<Float8E4M3>(), 0); break;
             default: throw new NotSupportedException(host.DType.ToString());
         }
         return copy;
@@ -81,6 +82,7 @@ internal sealed class TestData(int seed)
             DType.Float16 => host.ToArray<Half>().Select(h => (ulong)BitConverter.HalfToUInt16Bits(h)).ToArray(),
             DType.BFloat16 => host.ToArray<BFloat16>().Select(h => (ulong)h.RawBits).ToArray(),
             DType.Float32 => host.ToArray<float>().Select(f => (ulong)BitConverter.SingleToUInt32Bits(f)).ToArray(),
+            DType.Float8E4M3 => host.ToArray<Float8E4M3>().Select(f => (ulong)f.RawBits).ToArray(),
             DType.Int32 => host.ToArray<int>().Select(i => (ulong)(uint)i).ToArray(),
             DType.UInt8 => host.ToArray<byte>().Select(b => (ulong)b).ToArray(),
             _ => throw new NotSupportedException(host.DType.ToString()),

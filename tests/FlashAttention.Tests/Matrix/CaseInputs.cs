@@ -38,6 +38,9 @@ internal sealed class CaseInputs
             _ => null,
         };
         Tensor? sinks = c.Sinks ? Tensor.FromDoubles(DType.Float32, data.Normals(hq, 1.5), hq) : null;
+        // Strided cases get strided descales too, (b, hk) views of (hk, b) storage: native backends stage them.
+        Tensor? Descale() => !c.Descales ? null
+            : c.Api == MatrixApi.Strided ? data.Uniform(0.5, 2, hk, b).Transpose(0, 1) : data.Uniform(0.5, 2, b, hk);
         var options = new AttentionOptions
         {
             Causal = c.Causal,
@@ -52,6 +55,9 @@ internal sealed class CaseInputs
             SinkLogits = sinks,
             NumSplits = c.NumSplits,
             Deterministic = c.Deterministic,
+            QDescale = Descale(),
+            KDescale = Descale(),
+            VDescale = Descale(),
         };
 
         switch (c.Api)

@@ -53,6 +53,8 @@ internal sealed record MatrixCase
     public bool Sinks { get; init; }
     /// <summary>AttentionOptions.NumSplits (0 = heuristic, the options' default).</summary>
     public int NumSplits { get; init; }
+    /// <summary>e4m3: random q/k/v descales in [0.5, 2] (AttentionOptions.QDescale …); otherwise none (= 1).</summary>
+    public bool Descales { get; init; }
 
     // varlen
     public bool ZeroLengths { get; init; }

@@ -3,11 +3,13 @@ namespace FlashAttention.Tests.Matrix;
 /// <summary>Rows of the matrix: every backend name × the cases selected by <paramref name="filter"/>.</summary>
 internal static class MatrixData
 {
-    public static TheoryData<string, string> Rows(Func<MatrixCase, bool> filter)
+    public static TheoryData<string, string> Rows(Func<MatrixCase, bool> filter) => Rows(MatrixCases.All, filter);
+
+    public static TheoryData<string, string> Rows(IReadOnlyDictionary<string, MatrixCase> cases, Func<MatrixCase, bool> filter)
     {
         var data = new TheoryData<string, string>();
         foreach (string backend in MatrixRunner.BackendNames)
-            foreach (var (id, c) in MatrixCases.All)
+            foreach (var (id, c) in cases)
                 if (filter(c)) data.Add(backend, id);
         return data;
     }
@@ -57,4 +59,17 @@ public class KvCacheMatrixTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void KvCache(string backend, string caseId) => MatrixRunner.Run(backend, MatrixCases.Get(caseId));
+}
+
+/// <summary>
+/// The e4m3 forward (<see cref="Fp8MatrixCases"/>): rows run on every backend that reports e4m3 forward
+/// support and skip, with the backend's dtypes, on the others.
+/// </summary>
+public class Fp8MatrixTests
+{
+    public static TheoryData<string, string> Cases => MatrixData.Rows(Fp8MatrixCases.All, _ => true);
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Fp8(string backend, string caseId) => MatrixRunner.Run(backend, Fp8MatrixCases.Get(caseId));
 }

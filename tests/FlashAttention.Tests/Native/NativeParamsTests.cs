@@ -98,7 +98,7 @@ public sealed unsafe class NativeParamsTests
         return (NativeLibrary.GetExport(lib, "fa_probe_check_params"), NativeLibrary.GetExport(lib, "fa_probe_used_features"), null);
     }
 
-    /// <summary>Validated calls covering every feature the ABI carries (except fp8, which needs a GPU dtype path).</summary>
+    /// <summary>Validated calls covering every feature the ABI carries.</summary>
     private static readonly Dictionary<string, Func<AttentionArgs>> ProblemCases = new()
     {
         ["dense"] = () => Dense(new AttentionOptions()),
@@ -126,6 +126,15 @@ public sealed unsafe class NativeParamsTests
                 CuSeqlensQ = TestData.Ints(0, 4, 9), CuSeqlensK = TestData.Ints(0, 5, 11),
                 BlockTable = TestData.Ints2D(new[,] { { 0, 1 }, { 2, 3 } }),
             }),
+        ["fp8-descales"] = () => Fp8(new AttentionOptions
+        {
+            Causal = true, QDescale = Tensor.FromArray(new float[4], 2, 2), KDescale = Tensor.FromArray(new float[4], 2, 2), VDescale = Tensor.FromArray(new float[4], 2, 2),
+        }),
+        ["fp8-varlen-seqused"] = () => AttentionValidator.Forward(Data.Randn(DType.Float8E4M3, 9, 4, 64), Data.Randn(DType.Float8E4M3, 12, 2, 64),
+            Data.Randn(DType.Float8E4M3, 12, 2, 64), new AttentionOptions { KDescale = Tensor.FromArray(new float[4], 2, 2) }, null, new VarlenInputs
+            {
+                CuSeqlensQ = TestData.Ints(0, 4, 9), CuSeqlensK = TestData.Ints(0, 5, 12), SequsedK = TestData.Ints(4, 7),
+            }),
         ["backward"] = () => Backward(new AttentionOptions { Causal = true, Deterministic = true }),
         ["backward-sinks-dropout"] = () => Backward(new AttentionOptions { DropoutP = 0.2f, SinkLogits = Tensor.FromArray(new float[4], 4) }),
         ["kvcache-append-rotary"] = () => KvCache(paged: false, new KvCacheInputs { RotaryInterleaved = false }, withNew: true, rotary: true),
@@ -139,6 +148,44 @@ public sealed unsafe class NativeParamsTests
     private static AttentionArgs Dense(AttentionOptions options) =>
         AttentionValidator.Forward(Data.Randn(DType.BFloat16, 2, 5, 4, 64), Data.Randn(DType.BFloat16, 2, 7, 2, 64),
             Data.Randn(DType.BFloat16, 2, 7, 2, 64), options);
+
+    private static AttentionArgs Fp8(AttentionOptions options) =>
+        AttentionValidator.Forward(Data.Randn(DType.Float8E4M3, 2, 5, 4, 64), Data.Randn(DType.Float8E4M3, 2, 7, 2, 64),
+            Data.Randn(DType.Float8E4M3, 2, 7, 2, 64), options);
+
+    [Fact]
+    public void Built_params_carry_the_descales_and_their_shared_strides()
+    {
+        // Only k's and v's given; (2, 2) views with a batch stride of 3 into one storage (the ABI's strides are shared).
+        var storage = new ManagedStorage<float>(new float[8]);
+        var kDescale = Tensor.Create(storage, DType.Float32, 0, [2, 2], [3, 1]);
+        var vDescale = Tensor.Create(storage, DType.Float32, 2, [2, 2], [3, 1]);
+        var args = AttentionValidator.AllocateOutputs(Fp8(new AttentionOptions { KDescale = kDescale, VDescale = vDescale }), (dtype, shape) => Tensor.Zeros(dtype, shape));
+        var addresses = new Dictionary<Tensor, nint>(ReferenceEqualityComparer.Instance);
+        var pins = new List<MemoryHandle>();
+        try
+        {
+            var p = NativeParams.Build(args, t =>
+            {
+                nint address = t.Pin(out var pin);
+                pins.Add(pin);
+                addresses[t] = address;
+                return address;
+            });
+            Assert.Equal(fa_dtype.FA_DTYPE_F8_E4M3, p.dtype);
+            Assert.Equal(fa_dtype.FA_DTYPE_BF16, p.out_dtype);
+            Assert.True(p.q_descale == null);
+            Assert.Equal(addresses[kDescale], (nint)p.k_descale);
+            Assert.Equal(addresses[vDescale], (nint)p.v_descale);
+            Assert.Equal(addresses[kDescale] + 2 * sizeof(float), (nint)p.v_descale);
+            Assert.Equal(3, p.descale_batch_stride);
+            Assert.Equal(1, p.descale_head_stride);
+        }
+        finally
+        {
+            foreach (var pin in pins) pin.Dispose();
+        }
+    }
 
     private static AttentionArgs Backward(AttentionOptions options)
     {

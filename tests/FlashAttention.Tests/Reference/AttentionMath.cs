@@ -3,14 +3,18 @@ using FlashAttention.Tests.Infrastructure;
 namespace FlashAttention.Tests.Reference;
 
 /// <summary>
-/// Attention over a <see cref="RefPlan"/>, in one of two precisions:
+/// Attention over a <see cref="RefPlan"/>, in one of these precisions:
 /// <list type="bullet">
-/// <item>exact (<c>lowPrecision = null</c>): every step in float64 — the reference;</item>
+/// <item>exact (<c>lowPrecision = null</c>): every step in float64 — the reference; e4m3 inputs are
+/// dequantised first (q·q_descale, k·k_descale, v·v_descale);</item>
 /// <item>low precision: upstream's <c>attention_ref(upcast=False, reorder_ops=True)</c> idea — the scale is
 /// folded into K and rounded, QKᵀ accumulates in fp32 and is rounded to the dtype, the softmax is
 /// rounded to the dtype, P·V accumulates in fp32 and is rounded; the backward rounds dP, dS, dQ, dK, dV
 /// the same way. Its distance from the exact result measures what an honest implementation in that
 /// dtype gets wrong.</item>
+/// <item>e4m3 (upstream FA3's out_pt, <c>intermediate_dtype = e4m3</c>): the fp32 q·kᵀ of the e4m3 values times
+/// scale·q_descale·k_descale rounded to bf16, the softmax in fp32 with the normalised P rounded to e4m3, P·V
+/// accumulated in fp32, times v_descale, rounded to bf16 (the output dtype).</item>
 /// </list>
 /// Everything follows docs/semantics.md; no code of any backend is used.
 /// </summary>
@@ -18,9 +22,25 @@ internal sealed class AttentionMath(DType? lowPrecision)
 {
     private readonly DType? _lp = lowPrecision;
 
+    /// <summary>Scores and output (and every step of the backward) round to this: bf16 for e4m3 inputs, else the inputs' dtype.</summary>
+    private readonly DType? _scoreDType = lowPrecision == DType.Float8E4M3 ? DType.BFloat16 : lowPrecision;
+
+    /// <summary>
+    /// The H100's fp8 tensor cores accumulate q·k into 13 mantissa bits, truncating (Khattak and Mikaitis,
+    /// "Accurate Models of NVIDIA Tensor Cores", arXiv 2512.07004): each k32 step may lose 2^-13 of the sum of
+    /// |products|. The exact mode bounds that per row for e4m3 inputs (<see cref="RefForward.LseAllowance"/>),
+    /// as backends/cuda_sm80/tests/fwd_check.cu does.
+    /// </summary>
+    public const double E4m3AccumulationUlp = 1.0 / 8192;
+
     private bool Exact => _lp is null;
 
-    private double R(double x) => _lp is DType t ? Numerics.Round(x, t) : x;
+    private bool Fp8 => _lp == DType.Float8E4M3;
+
+    private double R(double x) => _scoreDType is DType t ? Numerics.Round(x, t) : x;
+
+    /// <summary>Rounds a softmax probability before P·V: to the inputs' dtype (e4m3 for e4m3 inputs).</summary>
+    private double RP(double x) => _lp is DType t ? Numerics.Round(x, t) : x;
 
     /// <summary>Per-head scratch of one forward, kept for the backward.</summary>
     private sealed class HeadState
@@ -31,6 +51,7 @@ internal sealed class AttentionMath(DType? lowPrecision)
         public required double[] Out;    // sq × dv
         public required double[] Lse;    // sq
         public required double[] PSink;  // sq, weight of the sink in the softmax
+        public double[]? LseAllowance;   // sq, exact e4m3 only: bound of the fp8 accumulation error in the row's scores
     }
 
     // ------------------------------------------------------------------ forward
@@ -42,6 +63,7 @@ internal sealed class AttentionMath(DType? lowPrecision)
         var lseFlat = new double[p.Hq * plan.RowsQ];
         Array.Fill(lseFlat, double.NaN);
         var exists = new bool[plan.RowsQ];
+        double[]? lseAllowFlat = Exact && plan.DType == DType.Float8E4M3 ? new double[lseFlat.Length] : null;
         byte[]? mask = p.DropoutP > 0 ? new byte[(long)plan.Batch * p.Hq * plan.MaxSq * plan.MaxSk] : null;
         long visible = 0;
         foreach (var seq in plan.Sequences)
@@ -55,6 +77,7 @@ internal sealed class AttentionMath(DType? lowPrecision)
                 {
                     st.Out.AsSpan(i * p.Dv, p.Dv).CopyTo(outFlat.AsSpan((seq.QRows[i] * p.Hq + h) * p.Dv, p.Dv));
                     lseFlat[seq.LseIndex(h, i)] = st.Lse[i];
+                    if (lseAllowFlat is not null) lseAllowFlat[seq.LseIndex(h, i)] = st.LseAllowance![i];
                     if (mask is not null)
                     {
                         var (lo, hi) = p.Visible(i, seq.Sq, seq.Sk);
@@ -67,7 +90,7 @@ internal sealed class AttentionMath(DType? lowPrecision)
         return new RefForward
         {
             Out = outFlat, OutShape = plan.OutShape, RowExists = exists,
-            Lse = lseFlat, LseShape = plan.LseShape,
+            Lse = lseFlat, LseShape = plan.LseShape, LseAllowance = lseAllowFlat,
             DropoutMask = mask, DropoutMaskShape = mask is null ? null : [plan.Batch, p.Hq, plan.MaxSq, plan.MaxSk],
             VisibleElements = visible,
             KCache = plan.KCacheAfter, VCache = plan.VCacheAfter, CacheRowWritten = plan.CacheRowWritten,
@@ -93,34 +116,54 @@ internal sealed class AttentionMath(DType? lowPrecision)
     }
 
     /// <summary>
-    /// q of query head h and k, v of its kv head for one sequence. The low-precision baseline
+    /// q of query head h and k, v of its kv head for one sequence, and the factor of the fp32 P·V
+    /// accumulator. Exact: e4m3 inputs dequantised by their descales. The low-precision baseline
     /// reorders like upstream's reorder_ops: the scale multiplies K and dropout's 1/(1 − p)
-    /// multiplies V, each rounded to the dtype.
+    /// multiplies V, each rounded to the dtype; for e4m3 the score factor scale·q_descale·k_descale
+    /// multiplies K unrounded (the products of e4m3 values are exact in fp32, where the factor is
+    /// applied) and v_descale multiplies the accumulator.
     /// </summary>
-    private (double[] Q, double[] K, double[] V) GatherHead(RefPlan plan, RefSequence seq, int h)
+    private (double[] Q, double[] K, double[] V, double OutScale) GatherHead(RefPlan plan, RefSequence seq, int h)
     {
         var p = plan.P;
         int g = h / (p.Hq / p.Hk);
         double[] q = GatherQ(plan, seq, h);
         double[] k = GatherKv(plan.K, seq.KRows, p.Hk, g, p.D);
         double[] v = GatherKv(plan.V, seq.KRows, p.Hk, g, p.Dv);
-        if (!Exact)
+        double qd = p.Descale(p.QDescale, seq.Index, g), kd = p.Descale(p.KDescale, seq.Index, g), vd = p.Descale(p.VDescale, seq.Index, g);
+        double outScale = 1;
+        if (Exact)
         {
-            for (int x = 0; x < k.Length; x++) k[x] = R(k[x] * p.Scale);
+            for (int x = 0; x < q.Length; x++) q[x] *= qd;
+            for (int x = 0; x < k.Length; x++) k[x] *= kd;
+            for (int x = 0; x < v.Length; x++) v[x] *= vd;
+        }
+        else
+        {
+            if (Fp8)
+            {
+                double scoreScale = p.Scale * qd * kd;
+                for (int x = 0; x < k.Length; x++) k[x] *= scoreScale;
+                outScale = vd;
+            }
+            else
+            {
+                for (int x = 0; x < k.Length; x++) k[x] = R(k[x] * p.Scale);
+            }
             if (p.DropoutP > 0)
             {
                 double invKeep = 1.0 / (1.0 - p.DropoutP);
                 for (int x = 0; x < v.Length; x++) v[x] = R(v[x] * invKeep);
             }
         }
-        return (q, k, v);
+        return (q, k, v, outScale);
     }
 
     private HeadState HeadForward(RefPlan plan, RefSequence seq, int h, out long visibleCount)
     {
         var p = plan.P;
         int sq = seq.Sq, sk = seq.Sk, d = p.D, dv = p.Dv;
-        var (q, k, v) = GatherHead(plan, seq, h);
+        var (q, k, v, outScale) = GatherHead(plan, seq, h);
         double invKeep = p.DropoutP > 0 ? 1.0 / (1.0 - p.DropoutP) : 1.0;
         double c = p.Softcap;
         double? sink = p.Sinks?[h];
@@ -132,7 +175,11 @@ internal sealed class AttentionMath(DType? lowPrecision)
             Out = new double[sq * dv],
             Lse = new double[sq],
             PSink = new double[sq],
+            LseAllowance = Exact && plan.DType == DType.Float8E4M3 ? new double[sq] : null,
         };
+        // A score of the tensor cores is off by at most ulp · (k32 steps + 1) · scale · Σ|q_x k_x| (dequantised);
+        // the softcap and the LSE are 1-Lipschitz in the scores, so the row's LSE moves by at most its largest.
+        double accumulationBound = E4m3AccumulationUlp * ((d + 31) / 32 + 1) * p.Scale;
         var s = new double[Math.Max(sk, 1)];
         var acc = new double[dv];
         var keepRow = new byte[Math.Max(sk, 1)];
@@ -153,6 +200,12 @@ internal sealed class AttentionMath(DType? lowPrecision)
                     double raw = p.Scale * Numerics.Dot(qi, kj);
                     if (c > 0) { st.SRaw[i * sk + j] = raw; sc = c * Math.Tanh(raw / c); }
                     else sc = raw;
+                    if (st.LseAllowance is not null)
+                    {
+                        double sumAbs = 0;
+                        for (int x = 0; x < d; x++) sumAbs += Math.Abs(qi[x] * kj[x]);
+                        st.LseAllowance[i] = Math.Max(st.LseAllowance[i], accumulationBound * sumAbs);
+                    }
                 }
                 else
                 {
@@ -188,7 +241,7 @@ internal sealed class AttentionMath(DType? lowPrecision)
             float[]? accF = Exact ? null : new float[dv];
             for (int j = lo; j <= hi; j++)
             {
-                double pij = R(Math.Exp(s[j] - m) / l);
+                double pij = RP(Math.Exp(s[j] - m) / l);
                 st.P[i * sk + j] = pij;
                 byte keep = p.DropoutP > 0 ? keepRow[j - lo] : (byte)1;
                 st.Keep[i * sk + j] = keep;
@@ -198,7 +251,7 @@ internal sealed class AttentionMath(DType? lowPrecision)
                 if (Exact) Numerics.Axpy(pij * invKeep, vj, acc);
                 else for (int x = 0; x < dv; x++) accF![x] += (float)(pij * vj[x]);
             }
-            for (int x = 0; x < dv; x++) st.Out[i * dv + x] = Exact ? acc[x] : R(accF![x]);
+            for (int x = 0; x < dv; x++) st.Out[i * dv + x] = Exact ? acc[x] : R(accF![x] * outScale);
         }
         return st;
     }
@@ -263,7 +316,7 @@ internal sealed class AttentionMath(DType? lowPrecision)
     {
         var p = plan.P;
         int sq = seq.Sq, sk = seq.Sk, d = p.D, dvDim = p.Dv;
-        var (q, k, v) = GatherHead(plan, seq, h);
+        var (q, k, v, _) = GatherHead(plan, seq, h);
         double invKeep = p.DropoutP > 0 ? 1.0 / (1.0 - p.DropoutP) : 1.0;
         double c = p.Softcap;
         // Per query head accumulators (low precision: fp32 sums rounded once at the end of the head).

@@ -52,6 +52,12 @@ internal sealed class RefForward
 
     public required long[] LseShape { get; init; }
 
+    /// <summary>
+    /// e4m3 inputs (exact reference only): per LSE entry, how far the H100's fp8 tensor-core accumulation may move it
+    /// (<see cref="AttentionMath.E4m3AccumulationUlp"/>); null for other dtypes.
+    /// </summary>
+    public double[]? LseAllowance { get; init; }
+
     /// <summary>The mask ReturnDropoutMask must produce: (b, hq, max_sq, max_sk), 1 = kept.</summary>
     public byte[]? DropoutMask { get; init; }
 

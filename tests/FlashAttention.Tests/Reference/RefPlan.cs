@@ -40,10 +40,17 @@ internal sealed record RefParams
     public double DropoutP { get; init; }
     public ulong Seed { get; init; }
     public ulong Offset { get; init; }
+    /// <summary>e4m3 dequantisation factors of q, k, v, flattened (b, hk); null = 1.</summary>
+    public double[]? QDescale { get; init; }
+    public double[]? KDescale { get; init; }
+    public double[]? VDescale { get; init; }
 
     public uint Threshold => DropoutRng.Threshold((float)DropoutP);
 
     public double Slope(int b, int h) => Slopes is null ? 0 : SlopesPerBatch ? Slopes[b * Hq + h] : Slopes[h];
+
+    /// <summary>Entry [b, g] of a descale (sequence b, kv head g); 1 when absent.</summary>
+    public double Descale(double[]? descale, int b, int g) => descale is null ? 1 : descale[b * Hk + g];
 
     /// <summary>Visible key range [lo, hi] of query i (empty when lo > hi).</summary>
     public (int Lo, int Hi) Visible(int i, int sq, int sk)
@@ -124,6 +131,9 @@ internal sealed class RefPlan
             DropoutP = o.DropoutP,
             Seed = o.DropoutSeed,
             Offset = o.DropoutOffset,
+            QDescale = o.QDescale?.ToHost().ToDoubleArray(),
+            KDescale = o.KDescale?.ToHost().ToDoubleArray(),
+            VDescale = o.VDescale?.ToHost().ToDoubleArray(),
         };
     }
 

@@ -11,7 +11,7 @@ internal static class ReferenceAttention
     /// <summary>Float64 gradients for <paramref name="dOut"/> (flattened like out).</summary>
     public static RefGradients Backward(RefInputs inputs, double[] dOut, double[]? givenOut = null) => Exact.Backward(RefPlan.Build(inputs), dOut, givenOut);
 
-    /// <summary>The same forward computed in the inputs' dtype (rounding after QKᵀ, softmax and PV).</summary>
+    /// <summary>The same forward computed in the inputs' dtype (rounding after QKᵀ, softmax and PV); e4m3: QKᵀ and out in bf16, P in e4m3.</summary>
     public static RefForward BaselineForward(RefInputs inputs) => new AttentionMath(inputs.DType).Forward(RefPlan.Build(inputs));
 
     /// <summary>The same backward in the inputs' dtype.</summary>

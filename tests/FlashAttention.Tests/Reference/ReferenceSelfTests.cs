@@ -182,6 +182,106 @@ public class ReferenceSelfTests
         }
     }
 
+    // ------------------------------------------------------------------ fp8
+
+    /// <summary>e4m3 inputs (N(0, 1) quantised) with random descales in [0.5, 2] of shape (b, hk).</summary>
+    private static RefInputs Fp8(TestData data, int b, int sq, int sk, int hq, int hk, int d, AttentionOptions? o = null) => Dense(data, b, sq, sk, hq, hk, d, d,
+        (o ?? AttentionOptions.Default) with
+        {
+            QDescale = data.Uniform(0.5, 2, b, hk), KDescale = data.Uniform(0.5, 2, b, hk), VDescale = data.Uniform(0.5, 2, b, hk),
+        }, DType.Float8E4M3);
+
+    [Fact]
+    public void Fp8_reference_is_exact_attention_over_the_dequantised_inputs()
+    {
+        const int b = 2, sq = 20, sk = 30, hq = 4, hk = 2, d = 32;
+        var inp = Fp8(new TestData(8), b, sq, sk, hq, hk, d, new AttentionOptions { Causal = true, SoftmaxScale = 0.3f });
+        // The same problem in fp32 with every e4m3 value multiplied by its (sequence, kv head) descale by hand:
+        // query head h reads kv head h / 2.
+        Tensor Dequantised(Tensor x, Tensor descale, int heads)
+        {
+            double[] v = x.ToDoubleArray(), f = descale.ToDoubleArray();
+            int rows = v.Length / (b * heads * d);
+            for (int i = 0; i < v.Length; i++)
+            {
+                int seq = i / (rows * heads * d), head = i / d % heads;
+                v[i] *= f[seq * hk + head / (heads / hk)];
+            }
+            return Tensor.FromDoubles(DType.Float32, v, x.Shape.ToArray());
+        }
+        var o = inp.Options;
+        var byHand = new RefInputs
+        {
+            Q = Dequantised(inp.Q, o.QDescale!, hq), K = Dequantised(inp.K, o.KDescale!, hk), V = Dequantised(inp.V, o.VDescale!, hk),
+            Options = o with { QDescale = null, KDescale = null, VDescale = null },
+        };
+        var r = ReferenceAttention.Forward(inp);
+        var expected = ReferenceAttention.Forward(byHand);
+        // fp32 holds q8·descale to 2^-24: far below the differences the descales make.
+        Assert.True(Numerics.MaxAbsDiff(r.Out, expected.Out) < 1e-5, $"out differs by {Numerics.MaxAbsDiff(r.Out, expected.Out)}");
+        Assert.True(Numerics.MaxAbsDiff(r.Lse, expected.Lse) < 1e-5, $"lse differs by {Numerics.MaxAbsDiff(r.Lse, expected.Lse)}");
+        var undescaled = ReferenceAttention.Forward(inp with { Options = byHand.Options });
+        Assert.True(Numerics.MaxAbsDiff(r.Out, undescaled.Out) > 0.1, "the descales changed nothing");
+    }
+
+    [Fact]
+    public void Fp8_lse_allowance_is_the_tensor_cores_accumulation_bound_and_the_rule_holds_to_it()
+    {
+        // One query row and one key: the bound is ulp · (k32 steps + 1) · scale · q_descale · k_descale · Σ|q_x k_x|.
+        const int d = 64;
+        var data = new TestData(10);
+        var inp = Fp8(data, 1, 1, 1, 1, 1, d, new AttentionOptions { SoftmaxScale = 0.5f });
+        var r = ReferenceAttention.Forward(inp);
+        double[] q = inp.Q.ToDoubleArray(), k = inp.K.ToDoubleArray();
+        double qd = inp.Options.QDescale!.ToDoubleArray()[0], kd = inp.Options.KDescale!.ToDoubleArray()[0];
+        double sumAbs = Enumerable.Range(0, d).Sum(x => Math.Abs(q[x] * k[x]));
+        double expected = Math.Pow(2, -13) * (d / 32 + 1) * 0.5 * qd * kd * sumAbs;
+        Assert.Equal(expected, r.LseAllowance![0], 12);
+        Assert.Null(ReferenceAttention.Forward(Dense(data, 1, 1, 1, 1, 1, d, d, dt: DType.BFloat16)).LseAllowance);
+        Assert.Null(ReferenceAttention.BaselineForward(inp).LseAllowance);
+
+        double bound = 1e-4 * (1 + Math.Abs(r.Lse[0])) + expected;
+        Assert.True(new ToleranceRule("within").CompareLse([r.Lse[0] - 0.99 * bound], r.Lse, r.LseAllowance));
+        Assert.False(new ToleranceRule("beyond").CompareLse([r.Lse[0] + 1.01 * bound], r.Lse, r.LseAllowance));
+        Assert.False(new ToleranceRule("without the allowance").CompareLse([r.Lse[0] - 0.99 * bound], r.Lse));
+    }
+
+    [Fact]
+    public void Fp8_baseline_differs_from_the_reference_by_the_rounding_of_p_to_e4m3()
+    {
+        const int sk = 96;
+        var data = new TestData(9);
+        var inp = Fp8(data, 1, 64, sk, 2, 2, 64, new AttentionOptions { Causal = true });
+        var r = ReferenceAttention.Forward(inp);
+        var b8 = ReferenceAttention.BaselineForward(inp);
+        double err8 = Numerics.MaxAbsDiff(b8.Out, r.Out);
+        // The same values without descales as bf16 inputs: a bf16 baseline rounds P 16 times more finely.
+        var asBf16 = new RefInputs
+        {
+            Q = Tensor.FromDoubles(DType.BFloat16, inp.Q.ToDoubleArray(), inp.Q.Shape.ToArray()),
+            K = Tensor.FromDoubles(DType.BFloat16, inp.K.ToDoubleArray(), inp.K.Shape.ToArray()),
+            V = Tensor.FromDoubles(DType.BFloat16, inp.V.ToDoubleArray(), inp.V.Shape.ToArray()),
+            Options = inp.Options with { QDescale = null, KDescale = null, VDescale = null },
+        };
+        double errBf16 = Numerics.MaxAbsDiff(ReferenceAttention.BaselineForward(asBf16).Out, ReferenceAttention.Forward(asBf16).Out);
+        // Each output is a convex combination of v·v_descale; rounding P to e4m3 moves a weight by at most 2^-4 of
+        // itself (normal range) or 2^-10 (subnormal steps of 2^-9), so |Δout| ≤ (2^-4 + sk·2^-10)·max|v·v_descale|,
+        // plus the bf16 roundings of the scores and of out.
+        double maxV = r.Plan.V.Max(Math.Abs) * inp.Options.VDescale!.ToDoubleArray().Max();
+        double bound = (Math.Pow(2, -4) + sk * Math.Pow(2, -10) + 4 * Math.Pow(2, -8)) * maxV;
+        TestContext.Current.TestOutputHelper?.WriteLine($"fp8 baseline error {err8}, bf16 baseline error {errBf16}, bound {bound}");
+        Assert.True(err8 > 4 * errBf16 && err8 < bound, $"fp8 baseline error {err8}: expected above 4 × the bf16 baseline's {errBf16} and below {bound}");
+        int differing = r.Out.Zip(b8.Out).Count(x => x.First != x.Second);
+        Assert.True(differing > 0.9 * r.Out.Length, $"only {differing} of {r.Out.Length} outputs differ from the reference");
+        Assert.Equal(r.Lse.Length, b8.Lse.Length);
+
+        // The rule with this baseline still rejects an output that is wrong by more than twice its error.
+        var bad = (double[])r.Out.Clone();
+        bad[5] += 2.5 * err8;
+        Assert.True(new ToleranceRule("fp8 reference").CompareOut(r.Out, r, b8, softcap: false));
+        Assert.False(new ToleranceRule("fp8 perturbed").CompareOut(bad, r, b8, softcap: false));
+    }
+
     // ------------------------------------------------------------------ kv cache
 
     [Fact]
